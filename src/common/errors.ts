@@ -1,0 +1,95 @@
+/**
+ * The one error taxonomy of metaq. Every error thrown across a module boundary is a
+ * {@link MetaqError} with a stable `code` (documented in docs/errors.md), a `retriable` flag
+ * telling a caller whether trying again can succeed, and an optional ES2022 `cause`.
+ *
+ * Why codes and not only classes: codes survive serialisation (logs, JSON, the wire) and are
+ * what operators search for; classes are for `instanceof` in code.
+ */
+
+/** Stable error codes. Never rename one; add new ones instead. */
+export const ErrorCode = {
+  /** The configuration file is missing, unreadable or invalid. */
+  Config: 'METAQ_ERR_CONFIG',
+  /** Segment files on disk are inconsistent (gap, overlap, bad name); the store refuses to open. */
+  StoreCorrupt: 'METAQ_ERR_STORE_CORRUPT',
+  /** An operation was attempted on a store or partition after it was closed. */
+  StoreClosed: 'METAQ_ERR_STORE_CLOSED',
+  /** An I/O operation on the store failed (disk full, permission denied, ...). */
+  StoreIo: 'METAQ_ERR_STORE_IO',
+  /** A single message or batch is larger than the store accepts. */
+  MessageTooLarge: 'METAQ_ERR_MESSAGE_TOO_LARGE',
+  /** An argument was outside its allowed range. */
+  InvalidArgument: 'METAQ_ERR_INVALID_ARGUMENT',
+  /** The broker could not start (port in use, data directory locked, ...). */
+  Startup: 'METAQ_ERR_STARTUP',
+} as const;
+
+/** One of the values of {@link ErrorCode}. */
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Options accepted by every {@link MetaqError} constructor. */
+export interface MetaqErrorOptions {
+  /** The underlying error, if any. */
+  cause?: unknown;
+  /** Whether retrying the same operation may succeed. Defaults to false. */
+  retriable?: boolean;
+}
+
+/** Base class of every error metaq throws on purpose. */
+export class MetaqError extends Error {
+  /** Stable machine-readable code, see {@link ErrorCode}. */
+  readonly code: ErrorCodeValue;
+  /** True when the same operation may succeed if tried again. */
+  readonly retriable: boolean;
+
+  constructor(code: ErrorCodeValue, message: string, options: MetaqErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+  }
+}
+
+/** The server configuration is invalid; the message names the file, line and fix. */
+export class ConfigError extends MetaqError {
+  /** The configuration file, when the error comes from one. */
+  readonly file: string | undefined;
+  /** 1-based line number in {@link file}, when known. */
+  readonly line: number | undefined;
+
+  constructor(message: string, where: { file?: string; line?: number } = {}, options: MetaqErrorOptions = {}) {
+    const prefix = where.file === undefined ? '' : where.line === undefined ? `${where.file}: ` : `${where.file}:${where.line}: `;
+    super(ErrorCode.Config, prefix + message, options);
+    this.file = where.file;
+    this.line = where.line;
+  }
+}
+
+/** The on-disk store is inconsistent and was not opened, so that nothing is overwritten. */
+export class StoreCorruptError extends MetaqError {
+  constructor(message: string, options: MetaqErrorOptions = {}) {
+    super(ErrorCode.StoreCorrupt, message, options);
+  }
+}
+
+/** The store (or one partition of it) was closed. */
+export class StoreClosedError extends MetaqError {
+  constructor(what: string) {
+    super(ErrorCode.StoreClosed, `${what} is closed`);
+  }
+}
+
+/** A disk operation failed; `cause` holds the Node.js system error. */
+export class StoreIoError extends MetaqError {
+  constructor(message: string, cause: unknown) {
+    super(ErrorCode.StoreIo, `${message}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause, retriable: true });
+  }
+}
+
+/** An argument was outside its allowed range; the message says which and why. */
+export class InvalidArgumentError extends MetaqError {
+  constructor(message: string) {
+    super(ErrorCode.InvalidArgument, message);
+  }
+}
