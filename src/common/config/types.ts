@@ -15,11 +15,14 @@ export interface SystemConfig {
   readonly dashboardHttpPort: number;
   /** Default number of partitions of a topic. */
   readonly numPartitions: number;
-  /** Root directory of the partition logs (absolute, resolved against the config file's directory). */
+  /**
+   * Root directory of the partition logs; absolute (a relative value is resolved against the
+   * working directory, or the `baseDir` option). Default `<home>/meta`, as MetaQ.
+   */
   readonly dataPath: string;
   /** Root directory of the transaction journal (default: dataPath). */
   readonly dataLogPath: string;
-  /** Directory of server-side consumer filters (kept for compatibility). */
+  /** Directory of server-side consumer filters (kept for compatibility); `undefined` when not set. */
   readonly appClassPath: string | undefined;
   /** > 0: fsync after that many appends; <= 0: group commit (ack only after fsync). */
   readonly unflushThreshold: number;
@@ -55,7 +58,7 @@ export interface SystemConfig {
 export interface ZookeeperConfig {
   /** false: standalone broker, no ZooKeeper at all. */
   readonly zkEnable: boolean;
-  /** `host:port[,host:port...][/chroot]`; required when zkEnable. */
+  /** `host:port[,host:port...][/chroot]`; required when zkEnable, `''` when not set. */
   readonly zkConnect: string;
   readonly zkSessionTimeoutMs: number;
   readonly zkConnectionTimeoutMs: number;
