@@ -12,15 +12,12 @@
  * ```
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hasExited, reapOrphans, terminateChild, trackServer, writeOwnerFile } from './cleanup.js';
-import { freePort } from './free-port.js';
+import { ChildProcessServer, type ManagedServer, type ManagedServerOptions, type ServerKind, startOnFreePort } from './managed-server.js';
 import { ensureDebianPackage } from './system-packages.js';
-import { waitFor } from './wait-for.js';
 
 /** Where Debian's `libzookeeper-java` (pulled in by `zookeeper`) puts the server jar. */
 const ZOOKEEPER_JAR = '/usr/share/java/zookeeper.jar';
@@ -31,13 +28,24 @@ const ZOOKEEPER_JAR = '/usr/share/java/zookeeper.jar';
  */
 const LOGGING_JARS = ['/usr/share/java/slf4j-log4j12.jar', '/usr/share/java/log4j-1.2.jar'];
 const JAVA = '/usr/bin/java';
-const DIR_PREFIX = 'metaq-test-zk-';
-const HOST = '127.0.0.1';
 
-/** Options of {@link startZookeeper}. */
-export interface ZookeeperOptions {
-  /** Client port; a free one is picked when omitted. */
-  port?: number;
+const ZOOKEEPER: ServerKind = {
+  name: 'ZooKeeper',
+  processName: 'the ZooKeeper JVM',
+  startFunction: 'startZookeeper',
+  dirPrefix: 'metaq-test-zk-',
+  outputFile: 'jvm.out',
+  logFile: 'zookeeper.log',
+  readyWhat: 'answer ruok/srvr',
+  portTaken: /Address already in use/,
+  exitSignal: 'SIGKILL',
+  stop: { signal: 'SIGTERM', graceMs: 5000 },
+  kill: { signal: 'SIGKILL', graceMs: 0 },
+  abortStart: { signal: 'SIGKILL', graceMs: 0 },
+};
+
+/** Options of {@link startZookeeper}; `port` is the client port. */
+export interface ZookeeperOptions extends ManagedServerOptions {
   /**
    * ZooKeeper's `tickTime` in ms. Default 500 (ZooKeeper's own default is 2000): session
    * timeouts are bounded by multiples of it, and small ticks let session-expiry tests run fast.
@@ -52,26 +60,16 @@ export interface ZookeeperOptions {
   maxSessionTimeoutMs?: number;
   /** JVM maximum heap, passed as `-Xmx`. Default `256m`. */
   heap?: string;
-  /** How long to wait for the server to become ready, in ms. Default 60 000. */
-  startTimeoutMs?: number;
 }
 
-/** A running private ZooKeeper; see {@link startZookeeper}. */
-export interface ZookeeperServer {
-  /** Always `127.0.0.1`. */
-  readonly host: string;
-  /** The client port. Stays the same across {@link kill}/{@link start}. */
-  readonly port: number;
+/**
+ * A running private ZooKeeper; see {@link startZookeeper}. Its process ({@link pid},
+ * {@link running}) is the JVM; {@link port} is the client port; {@link dataDir} holds the
+ * config, snapshots and logs.
+ */
+export interface ZookeeperServer extends ManagedServer {
   /** `host:port`, ready for `zookeeper.createClient()`. */
   readonly connectString: string;
-  /** The private temporary directory (config, snapshots, logs); deleted by {@link stop}. */
-  readonly dataDir: string;
-  /** ZooKeeper's own log file (inside {@link dataDir}); read it when a test fails oddly. */
-  readonly logFile: string;
-  /** The JVM's pid, or undefined while the server is not running. */
-  readonly pid: number | undefined;
-  /** True while the JVM runs. */
-  readonly running: boolean;
   /**
    * Stops the server for good: SIGTERM, SIGKILL after a grace period, waits for the JVM to exit
    * and deletes {@link dataDir}. Idempotent; never throws for an already-stopped server.
@@ -82,10 +80,6 @@ export interface ZookeeperServer {
    * so that {@link start} brings the same ensemble state back (for "ZooKeeper died" tests).
    */
   kill(): Promise<void>;
-  /** Starts the server again after {@link kill}, on the same port and data; waits until ready. */
-  start(): Promise<void>;
-  /** {@link kill} followed by {@link start}. */
-  restart(): Promise<void>;
 }
 
 /**
@@ -105,22 +99,7 @@ export async function startZookeeper(options: ZookeeperOptions = {}): Promise<Zo
       throw new Error(`${jar} is missing although package 'zookeeper' is installed; install 'default-jre-headless libslf4j-java liblog4j1.2-java'.`);
     }
   }
-  reapOrphans(DIR_PREFIX, 'SIGKILL');
-  // Why retry: freePort() only says the port was free a moment ago; if another process grabbed
-  // it before the JVM bound it, pick another one rather than fail the test.
-  for (let attempt = 1; ; attempt++) {
-    const port = options.port ?? (await freePort(HOST));
-    const server = new ZkServer(port, options);
-    try {
-      await server.init();
-      await server.start();
-      return server;
-    } catch (err) {
-      const portTaken = server.readLog().includes('Address already in use');
-      await server.stop();
-      if (!portTaken || options.port !== undefined || attempt >= 3) throw err;
-    }
-  }
+  return startOnFreePort(ZOOKEEPER, options.port, (port) => new ZkServer(port, options));
 }
 
 /** Sends a ZooKeeper four-letter command (`ruok`, `srvr`, `stat`, ...) and returns the reply. */
@@ -138,44 +117,25 @@ export function fourLetterWord(host: string, port: number, command: string, time
   });
 }
 
-class ZkServer implements ZookeeperServer {
-  readonly host = HOST;
-  readonly port: number;
+class ZkServer extends ChildProcessServer implements ZookeeperServer {
   readonly connectString: string;
-  dataDir = '';
-  logFile = '';
   #options: ZookeeperOptions;
-  #child: ChildProcess | undefined;
-  #untrack: (() => void) | undefined;
-  #stopped = false;
 
   constructor(port: number, options: ZookeeperOptions) {
-    this.port = port;
-    this.connectString = `${HOST}:${port}`;
+    super(ZOOKEEPER, port, options);
+    this.connectString = `${this.host}:${port}`;
     this.#options = options;
   }
 
-  get pid(): number | undefined {
-    return this.running ? this.#child?.pid : undefined;
-  }
-
-  get running(): boolean {
-    return this.#child !== undefined && !hasExited(this.#child);
-  }
-
-  /** Creates the directory and writes zoo.cfg and log4j.properties. */
-  async init(): Promise<void> {
-    this.dataDir = await mkdtemp(join(tmpdir(), DIR_PREFIX));
-    writeOwnerFile(this.dataDir, undefined);
-    this.logFile = join(this.dataDir, 'zookeeper.log');
-    this.#untrack = trackServer({ name: `ZooKeeper ${this.connectString}`, dir: this.dataDir, pid: () => this.pid, exitSignal: 'SIGKILL' });
+  /** Writes zoo.cfg and log4j.properties. */
+  protected override async prepare(): Promise<void> {
     const tick = this.#options.tickTimeMs ?? 500;
     await mkdir(join(this.dataDir, 'data'));
     const cfg = [
       `tickTime=${tick}`,
       `dataDir=${join(this.dataDir, 'data')}`,
       `clientPort=${this.port}`,
-      `clientPortAddress=${HOST}`,
+      `clientPortAddress=${this.host}`,
       `minSessionTimeout=${this.#options.minSessionTimeoutMs ?? 2 * tick}`,
       `maxSessionTimeout=${this.#options.maxSessionTimeoutMs ?? 60_000}`,
       'initLimit=10',
@@ -199,89 +159,29 @@ class ZkServer implements ZookeeperServer {
     await writeFile(join(this.dataDir, 'log4j.properties'), log4j.join('\n') + '\n');
   }
 
-  async start(): Promise<void> {
-    if (this.#stopped) throw new Error(`ZooKeeper ${this.connectString} was stopped and its data deleted; start a new one with startZookeeper().`);
-    if (this.running) return;
-    const out = openSync(join(this.dataDir, 'jvm.out'), 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(
-        JAVA,
-        [
-          `-Xmx${this.#options.heap ?? '256m'}`,
-          // Faster JVM start-up for a short-lived, lightly loaded server.
-          '-XX:+UseSerialGC',
-          '-XX:TieredStopAtLevel=1',
-          '-Djava.net.preferIPv4Stack=true',
-          `-Dlog4j.configuration=file:${join(this.dataDir, 'log4j.properties')}`,
-          '-Dzookeeper.jmx.log4j.disable=true',
-          '-Dzookeeper.admin.enableServer=false',
-          '-cp',
-          [ZOOKEEPER_JAR, ...LOGGING_JARS].join(':'),
-          'org.apache.zookeeper.server.quorum.QuorumPeerMain',
-          join(this.dataDir, 'zoo.cfg'),
-        ],
-        { cwd: this.dataDir, stdio: ['ignore', out, out] },
-      );
-    } finally {
-      closeSync(out); // the child has its own copy of the descriptor
-    }
-    // Why unref: a test that forgets stop() must not hang the test run; the exit handler in
-    // cleanup.ts kills the JVM when the process ends.
-    child.unref();
-    const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
-    spawnError.catch(() => undefined);
-    this.#child = child;
-    writeOwnerFile(this.dataDir, child.pid);
-    try {
-      await Promise.race([
-        spawnError,
-        waitFor(
-          async () => (await fourLetterWord(HOST, this.port, 'ruok')) === 'imok' && (await fourLetterWord(HOST, this.port, 'srvr')).includes('Mode: standalone'),
-          {
-            timeoutMs: this.#options.startTimeoutMs ?? 60_000,
-            intervalMs: 100,
-            what: `ZooKeeper on ${this.connectString} to answer ruok/srvr`,
-            abortIf: () => {
-              if (hasExited(child)) throw new Error(`the ZooKeeper JVM exited during start-up (code ${child.exitCode}, signal ${child.signalCode})`);
-            },
-          },
-        ),
-      ]);
-    } catch (err) {
-      await terminateChild(child, 'SIGKILL', 0);
-      throw new Error(`ZooKeeper did not start on ${this.connectString}: ${(err as Error).message}\n--- log tail (${this.logFile}) ---\n${this.readLog().split('\n').slice(-30).join('\n')}`, { cause: err });
-    }
+  protected override spawnProcess(out: number): ChildProcess {
+    return spawn(
+      JAVA,
+      [
+        `-Xmx${this.#options.heap ?? '256m'}`,
+        // Faster JVM start-up for a short-lived, lightly loaded server.
+        '-XX:+UseSerialGC',
+        '-XX:TieredStopAtLevel=1',
+        '-Djava.net.preferIPv4Stack=true',
+        `-Dlog4j.configuration=file:${join(this.dataDir, 'log4j.properties')}`,
+        '-Dzookeeper.jmx.log4j.disable=true',
+        '-Dzookeeper.admin.enableServer=false',
+        '-cp',
+        [ZOOKEEPER_JAR, ...LOGGING_JARS].join(':'),
+        'org.apache.zookeeper.server.quorum.QuorumPeerMain',
+        join(this.dataDir, 'zoo.cfg'),
+      ],
+      { cwd: this.dataDir, stdio: ['ignore', out, out] },
+    );
   }
 
-  async kill(): Promise<void> {
-    if (this.#child !== undefined) await terminateChild(this.#child, 'SIGKILL', 0);
-  }
-
-  async restart(): Promise<void> {
-    await this.kill();
-    await this.start();
-  }
-
-  async stop(): Promise<void> {
-    if (this.#stopped) return;
-    this.#stopped = true;
-    if (this.#child !== undefined) await terminateChild(this.#child, 'SIGTERM', 5000);
-    if (this.dataDir !== '') await rm(this.dataDir, { recursive: true, force: true });
-    this.#untrack?.();
-  }
-
-  /** The JVM's stdout/stderr followed by ZooKeeper's log, or '' when there is none yet. */
-  readLog(): string {
-    if (this.dataDir === '') return '';
-    let text = '';
-    for (const file of [join(this.dataDir, 'jvm.out'), this.logFile]) {
-      try {
-        text += readFileSync(file, 'utf8');
-      } catch {
-        // not written yet
-      }
-    }
-    return text;
+  /** `ruok` answers `imok` and `srvr` reports standalone mode. */
+  protected override async isReady(): Promise<boolean> {
+    return (await fourLetterWord(this.host, this.port, 'ruok')) === 'imok' && (await fourLetterWord(this.host, this.port, 'srvr')).includes('Mode: standalone');
   }
 }
