@@ -23,6 +23,22 @@ export const ErrorCode = {
   InvalidArgument: 'METAQ_ERR_INVALID_ARGUMENT',
   /** The broker could not start (port in use, data directory locked, ...). */
   Startup: 'METAQ_ERR_STARTUP',
+  /** A frame on the wire could not be decoded (bad header, wrong token count, oversized body). */
+  Protocol: 'METAQ_ERR_PROTOCOL',
+  /** A request got no answer in time. */
+  Timeout: 'METAQ_ERR_TIMEOUT',
+  /** The connection to a broker could not be made or was lost. */
+  Connection: 'METAQ_ERR_CONNECTION',
+  /** The broker answered a request with an error status. */
+  Broker: 'METAQ_ERR_BROKER',
+  /** The partition is closed for puts or gets (status 403). */
+  PartitionClosed: 'METAQ_ERR_PARTITION_CLOSED',
+  /** Message data does not match its checksum. */
+  Checksum: 'METAQ_ERR_CHECKSUM',
+  /** The client object (factory, producer, consumer) was closed. */
+  ClientClosed: 'METAQ_ERR_CLIENT_CLOSED',
+  /** A call was made in a state that does not allow it (e.g. send before publish). */
+  IllegalState: 'METAQ_ERR_ILLEGAL_STATE',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -91,5 +107,49 @@ export class StoreIoError extends MetaqError {
 export class InvalidArgumentError extends MetaqError {
   constructor(message: string) {
     super(ErrorCode.InvalidArgument, message);
+  }
+}
+
+/** A request got no answer in time; the message names the request, broker and wait. */
+export class RequestTimeoutError extends MetaqError {
+  constructor(message: string) {
+    super(ErrorCode.Timeout, message, { retriable: true });
+  }
+}
+
+/** The connection to a broker failed or was lost. */
+export class ConnectionError extends MetaqError {
+  constructor(message: string, cause?: unknown) {
+    super(ErrorCode.Connection, message, { cause, retriable: true });
+  }
+}
+
+/** The broker answered with an error status; `status` is the MetaQ/HTTP-style code. */
+export class BrokerError extends MetaqError {
+  /** The status code of the `result` frame (400, 403, 404, 500, ...). */
+  readonly status: number;
+  /** The broker's message. */
+  readonly detail: string;
+
+  constructor(status: number, detail: string, options: { code?: ErrorCodeValue; retriable?: boolean; context?: string } = {}) {
+    super(options.code ?? ErrorCode.Broker, `${options.context === undefined ? '' : `${options.context}: `}broker answered ${status}: ${detail}`, {
+      retriable: options.retriable ?? status >= 500,
+    });
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+/** The object was closed and cannot be used any more. */
+export class ClientClosedError extends MetaqError {
+  constructor(what: string) {
+    super(ErrorCode.ClientClosed, `${what} is closed`);
+  }
+}
+
+/** A call was made in a state that does not allow it; the message says what to do first. */
+export class IllegalStateError extends MetaqError {
+  constructor(message: string) {
+    super(ErrorCode.IllegalState, message);
   }
 }

@@ -14,6 +14,8 @@ export interface TestBrokerOptions {
 export function testBrokerIni(dataPath: string, options: TestBrokerOptions = {}): string {
   const system: Record<string, string | number> = {
     brokerId: 7,
+    serverPort: 0,
+    hostName: '127.0.0.1',
     numPartitions: 2,
     dataPath,
     unflushThreshold: 0,

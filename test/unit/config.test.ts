@@ -184,7 +184,9 @@ describe('parseBrokerConfig: values', () => {
     assertConfigError(() => parse(minimal(['getProcessThreadCount=0'])), /getProcessThreadCount=0/, 3);
     assertConfigError(() => parse(minimal(['maxTxTimeoutInSeconds=0'])), /maxTxTimeoutInSeconds=0/, 3);
     assertConfigError(() => parse(minimal(['maxTxTimeoutTimerCapacity=0'])), /maxTxTimeoutTimerCapacity=0/, 3);
-    assertConfigError(() => parse(minimal(['serverPort=0'])), /serverPort=0 is out of range; allowed: 1 to 65535/, 3);
+    assertConfigError(() => parse(minimal(['serverPort=65536'])), /serverPort=65536 is out of range; allowed: 0 to 65535/, 3);
+    assertConfigError(() => parse(minimal(['maxMessageSize=0'])), /maxMessageSize=0 is out of range/, 3);
+    assertConfigError(() => parse(minimal(['httpPort=-1'])), /httpPort=-1 is out of range; allowed: 0 to 65535/, 3);
     assertConfigError(() => parse(minimal(['dashboardHttpPort=65536'])), /dashboardHttpPort=65536 is out of range; allowed: 0 to 65535/, 3);
     assertConfigError(() => parse(minimal([], ['[topic=t]', 'numPartitions=0'])), /numPartitions=0 is out of range/, 6);
   });
@@ -241,6 +243,10 @@ describe('parseBrokerConfig: defaults and inheritance', () => {
       brokerId: 7,
       hostName: '10.1.2.3',
       serverPort: 8123,
+      serverHost: '0.0.0.0',
+      httpPort: 0,
+      httpHost: '0.0.0.0',
+      maxMessageSize: 1_048_576,
       dashboardHttpPort: 8120,
       numPartitions: 1,
       dataPath: '/home/meta/meta',

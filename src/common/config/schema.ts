@@ -85,7 +85,12 @@ export const CONFIG_SCHEMA: readonly KeySpec[] = [
   // [system]
   { key: 'brokerId', section: 'system', type: 'int', required: true, min: 0, max: 1023, doc: 'broker id, unique in the cluster; bits 12–21 of every message id' },
   { key: 'hostName', section: 'system', type: 'string', format: 'hostName', dynamicDefault: 'firstIpv4', doc: 'host name or address clients use to reach this broker' },
-  { key: 'serverPort', section: 'system', type: 'int', default: 8123, min: 1, max: 65535, doc: 'TCP port of the MetaQ protocol' },
+  // 0 = any free port (tests, embedded brokers); the broker logs the port it got.
+  { key: 'serverPort', section: 'system', type: 'int', default: 8123, min: 0, max: 65535, doc: 'TCP port of the MetaQ protocol (0 = any free port)' },
+  { key: 'httpPort', section: 'system', type: 'int', default: 0, min: 0, max: 65535, doc: 'port of the HTTP gateway (MetaQ put/get/offset, /healthz, /readyz); 0 = off' },
+  { key: 'httpHost', section: 'system', type: 'string', format: 'hostName', default: '0.0.0.0', doc: 'address the HTTP gateway listens on' },
+  { key: 'serverHost', section: 'system', type: 'string', format: 'hostName', default: '0.0.0.0', doc: 'address the MetaQ protocol listens on' },
+  { key: 'maxMessageSize', section: 'system', type: 'int', default: 1_048_576, min: 1, max: 256 * 1024 * 1024, doc: 'largest message payload a put may carry, in bytes (plus up to 64 KiB of attribute)' },
   { key: 'dashboardHttpPort', section: 'system', type: 'int', default: 8120, min: 0, max: 65535, doc: 'port of the web dashboard' },
   { key: 'numPartitions', section: 'system', type: 'int', default: 1, min: 1, inTopic: true, doc: 'partitions per topic' },
   { key: 'dataPath', section: 'system', type: 'string', format: 'path', dynamicDefault: 'homeMeta', inTopic: true, doc: 'root directory of the partition logs' },

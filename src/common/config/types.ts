@@ -9,8 +9,16 @@ export interface SystemConfig {
   readonly brokerId: number;
   /** Host name published in ZooKeeper; default: the first non-loopback IPv4 address. */
   readonly hostName: string;
-  /** TCP port of the MetaQ protocol (default 8123). */
+  /** TCP port of the MetaQ protocol (default 8123; 0 = any free port). */
   readonly serverPort: number;
+  /** Address the MetaQ protocol listens on (default 0.0.0.0). */
+  readonly serverHost: string;
+  /** Port of the HTTP gateway; 0 = no HTTP gateway (default). */
+  readonly httpPort: number;
+  /** Address the HTTP gateway listens on (default 0.0.0.0). */
+  readonly httpHost: string;
+  /** Largest payload of one put in bytes (default 1 MiB); the attribute may add up to 64 KiB. */
+  readonly maxMessageSize: number;
   /** Port of the web dashboard (default 8120). */
   readonly dashboardHttpPort: number;
   /** Default number of partitions of a topic. */

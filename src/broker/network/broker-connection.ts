@@ -1,0 +1,174 @@
+/**
+ * One client connection to the broker: decodes pipelined requests, runs them concurrently,
+ * and writes each answer as soon as it is ready, tagged with its request's opaque (answers may
+ * go out in a different order than the requests came, as in MetaQ).
+ *
+ * A frame that cannot be decoded gets `result 400 <reason>` and the connection is closed: the
+ * byte stream cannot be resynchronised after it. Other connections and stored data are not
+ * affected.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from '../../common/logger.js';
+import { encodeResult, encodeValueHeader } from '../../protocol/encode.js';
+import { FrameDecoder } from '../../protocol/frame-decoder.js';
+import type { RequestFrame } from '../../protocol/frames.js';
+import { ProtocolError } from '../../protocol/protocol-error.js';
+import { ResultCode } from '../../protocol/result-codes.js';
+import type { BrokerContext } from '../commands/broker-context.js';
+import { dispatchRequest } from '../commands/dispatch.js';
+import type { Reply } from '../commands/reply.js';
+import { MAX_ATTRIBUTE_BLOCK } from '../commands/put-command.js';
+
+/** Stop reading from a client that has this many requests in progress... */
+const MAX_IN_FLIGHT = 4096;
+/** ...or this many answer bytes not yet taken by its socket (a client that does not read). */
+const MAX_UNSENT_BYTES = 32 * 1024 * 1024;
+
+/** The opaque of a request frame (`quit` has none). */
+function opaqueOf(frame: RequestFrame): number {
+  return frame.type === 'quit' ? 0 : frame.opaque;
+}
+
+/** Encodes a reply as the buffers to write. */
+export function encodeReply(reply: Reply, opaque: number): Buffer[] {
+  if (reply.kind === 'value') return [encodeValueHeader(reply.data.length, opaque), reply.data];
+  const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
+  return [encodeResult({ type: 'result', code: reply.code, body, opaque })];
+}
+
+/** A client connection. */
+export class BrokerConnection {
+  readonly #socket: Socket;
+  readonly #ctx: BrokerContext;
+  readonly #log: Logger;
+  readonly #decoder: FrameDecoder;
+  readonly #outbox: Buffer[] = [];
+  #flushScheduled = false;
+  #inFlight = 0;
+  #paused = false;
+  #closing = false;
+  #idle: (() => void) | undefined;
+
+  constructor(socket: Socket, ctx: BrokerContext, log: Logger) {
+    this.#socket = socket;
+    this.#ctx = ctx;
+    this.#log = log;
+    this.#decoder = new FrameDecoder({ accept: 'requests', maxBodySize: ctx.config.system.maxMessageSize + MAX_ATTRIBUTE_BLOCK });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => this.#maybeResume());
+    socket.on('error', (error) => this.#log.debug({ err: error }, 'connection error'));
+  }
+
+  /** Requests received and not yet answered. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closing) return;
+    try {
+      for (const frame of this.#decoder.push(chunk)) {
+        this.#handle(frame as RequestFrame);
+        if (this.#closing) return;
+      }
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      this.#rejectAndClose(error);
+    }
+  }
+
+  #handle(frame: RequestFrame): void {
+    const outcome = dispatchRequest(this.#ctx, frame);
+    if (outcome === 'quit') {
+      this.close();
+      return;
+    }
+    const opaque = opaqueOf(frame);
+    if (!(outcome instanceof Promise)) {
+      this.#send(encodeReply(outcome, opaque));
+      return;
+    }
+    this.#inFlight += 1;
+    this.#maybePause();
+    outcome.then(
+      (reply) => this.#complete(encodeReply(reply, opaque)),
+      (error: unknown) => {
+        // Handlers turn failures into replies; reaching this is a bug, but the client still gets an answer.
+        this.#log.error({ err: error }, 'request handler threw');
+        this.#complete(encodeReply({ kind: 'result', code: ResultCode.InternalServerError, body: String(error) }, opaque));
+      },
+    );
+  }
+
+  #complete(buffers: Buffer[]): void {
+    this.#inFlight -= 1;
+    this.#send(buffers);
+    this.#maybeResume();
+    if (this.#inFlight === 0) this.#idle?.();
+  }
+
+  /** Queues buffers; everything queued in one turn of the event loop goes out in one writev. */
+  #send(buffers: Buffer[]): void {
+    if (this.#socket.destroyed) return;
+    for (const b of buffers) this.#outbox.push(b);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#socket.destroyed || this.#outbox.length === 0) return;
+    this.#socket.cork();
+    for (const b of this.#outbox.splice(0)) this.#socket.write(b);
+    this.#socket.uncork();
+    this.#maybePause();
+    if (this.#closing && this.#inFlight === 0) this.#socket.end();
+  }
+
+  #maybePause(): void {
+    if (!this.#paused && (this.#inFlight >= MAX_IN_FLIGHT || this.#socket.writableLength >= MAX_UNSENT_BYTES)) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  #maybeResume(): void {
+    if (this.#paused && this.#inFlight < MAX_IN_FLIGHT / 2 && this.#socket.writableLength < MAX_UNSENT_BYTES / 2) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+  }
+
+  #rejectAndClose(error: ProtocolError): void {
+    this.#log.warn({ reason: error.message, remote: this.#socket.remoteAddress }, 'malformed frame; closing the connection');
+    this.#send(encodeReply({ kind: 'result', code: ResultCode.BadRequest, body: error.message }, error.opaque ?? 0));
+    this.close();
+  }
+
+  /**
+   * Stops reading; the connection ends once every request in progress is answered and sent.
+   * Resolves when it has.
+   */
+  close(): Promise<void> {
+    this.#closing = true;
+    this.#socket.pause();
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        this.#idle = undefined;
+        if (this.#outbox.length === 0 && !this.#flushScheduled) this.#socket.end();
+        // else #flush ends it after writing.
+        if (this.#socket.closed) resolve();
+        else this.#socket.once('close', () => resolve());
+      };
+      if (this.#inFlight === 0) finish();
+      else this.#idle = finish;
+    });
+  }
+
+  /** Closes the socket at once (shutdown deadline passed). */
+  destroy(): void {
+    this.#socket.destroy();
+  }
+}
