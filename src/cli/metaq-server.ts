@@ -8,11 +8,11 @@
  * exit 0); a second signal during shutdown exits at once with status 1.
  */
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
 import { MetaqBroker } from '../broker/broker.js';
 import { loadBrokerConfig } from '../common/config/index.js';
 import { MetaqError } from '../common/errors.js';
 import { rootLogger } from '../common/logger.js';
+import { metaqVersion } from '../common/version.js';
 
 const USAGE = `Usage: metaq-server start -c <server.ini>
 
@@ -27,18 +27,10 @@ Options:
 /** How long a clean shutdown may take before the process gives up and exits with status 1. */
 const SHUTDOWN_DEADLINE_MS = 30_000;
 
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
-  return pkg.version ?? 'unknown';
-}
-
 async function start(configPath: string): Promise<void> {
   const config = await loadBrokerConfig(configPath);
   const broker = await MetaqBroker.start(config);
   const log = rootLogger().child({ component: 'cli' });
-  // The broker has no listening socket yet in this stage; this timer keeps the process up
-  // until a signal arrives.
-  const keepAlive = setInterval(() => undefined, 1 << 30);
   let signals = 0;
   const shutdown = (signal: NodeJS.Signals): void => {
     signals += 1;
@@ -53,10 +45,7 @@ async function start(configPath: string): Promise<void> {
     }, SHUTDOWN_DEADLINE_MS);
     deadline.unref();
     broker.stop().then(
-      () => {
-        clearInterval(keepAlive);
-        process.exit(0);
-      },
+      () => process.exit(0),
       (error: unknown) => {
         log.error({ err: error }, 'shutdown failed');
         process.exit(1);
@@ -82,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.version === true) {
-    console.log(packageVersion());
+    console.log(metaqVersion());
     return 0;
   }
   const command = positionals[0] ?? 'start';

@@ -7,7 +7,13 @@ import { ResultCode } from '../../protocol/result-codes.js';
 import { componentLogger } from '../../common/logger.js';
 import type { BrokerContext } from './broker-context.js';
 import { result, type Reply } from './reply.js';
-import { invalidMaxSizeText, noStoreText, notFoundAtText, partitionClosedText } from './reply-texts.js';
+import {
+  getPartitionClosedBody,
+  invalidMaxSizeBody,
+  messageNotFoundBody,
+  offsetBody,
+  topicPartitionNotFoundBody,
+} from '../../protocol/response-bodies.js';
 
 const log = componentLogger('get');
 
@@ -24,7 +30,7 @@ export interface GetRequest {
 export async function handleGet(ctx: BrokerContext, request: GetRequest): Promise<Reply> {
   const { topic, partition } = request;
   ctx.stats.get(topic);
-  if (ctx.partitions.isClosed(topic, partition)) return result(ResultCode.Forbidden, partitionClosedText(ctx.config.system.brokerId, partition));
+  if (ctx.partitions.isClosed(topic, partition)) return result(ResultCode.Forbidden, getPartitionClosedBody(ctx.config.system.brokerId, partition));
   const topicConfig = ctx.store.topicConfig(topic);
   if (topicConfig !== undefined && !topicConfig.acceptSubscribe) {
     return result(ResultCode.Forbidden, `topic ${topic} does not accept consumers (acceptSubscribe=false)`);
@@ -32,9 +38,9 @@ export async function handleGet(ctx: BrokerContext, request: GetRequest): Promis
   const store = ctx.store.get(topic, partition);
   if (store === undefined) {
     ctx.stats.getMiss(topic);
-    return result(ResultCode.NotFound, noStoreText(topic, partition));
+    return result(ResultCode.NotFound, topicPartitionNotFoundBody(topic, partition));
   }
-  if (request.maxSize <= 0) return result(ResultCode.BadRequest, invalidMaxSizeText(request.maxSize));
+  if (request.maxSize <= 0) return result(ResultCode.BadRequest, invalidMaxSizeBody(request.maxSize));
   if (request.offset === LONG_MAX_OFFSET) {
     // "Where is the end?": MetaQ answers 301 with the max offset even without updateConsumerOffsets.
     ctx.stats.getMiss(topic);
@@ -56,7 +62,7 @@ export async function handleGet(ctx: BrokerContext, request: GetRequest): Promis
           ctx.stats.offset(topic);
           return result(ResultCode.Moved, String(slice.maxOffset));
         }
-        return result(ResultCode.NotFound, notFoundAtText(offset));
+        return result(ResultCode.NotFound, messageNotFoundBody(offset));
     }
   } catch (error) {
     log.error({ err: error, topic, partition, offset }, 'get failed');
@@ -75,6 +81,6 @@ export interface OffsetRequest {
 export function handleOffset(ctx: BrokerContext, request: OffsetRequest): Reply {
   ctx.stats.offset(request.topic);
   const store = ctx.store.get(request.topic, request.partition);
-  if (store === undefined) return result(ResultCode.NotFound, noStoreText(request.topic, request.partition));
-  return result(ResultCode.Success, String(store.segmentStartFor(request.offset)));
+  if (store === undefined) return result(ResultCode.NotFound, topicPartitionNotFoundBody(request.topic, request.partition));
+  return result(ResultCode.Success, offsetBody(store.segmentStartFor(request.offset)));
 }

@@ -8,7 +8,14 @@ import { ResultCode } from '../../protocol/result-codes.js';
 import { componentLogger } from '../../common/logger.js';
 import type { BrokerContext } from './broker-context.js';
 import { result, type Reply } from './reply.js';
-import { CHECKSUM_FAILURE_TEXT, partitionClosedText, putFailedText } from './reply-texts.js';
+import {
+  CHECKSUM_FAILURE_DETAIL,
+  putFailedBody,
+  putPartitionClosedDetail,
+  putResultBody,
+  topicNotAcceptedDetail,
+  wrongPartitionDetail,
+} from '../../protocol/response-bodies.js';
 
 const log = componentLogger('put');
 
@@ -53,31 +60,31 @@ export async function handlePut(ctx: BrokerContext, request: PutRequest): Promis
   ctx.stats.put(topic, request.data.length);
   const fail = (code: number, partition: number, detail: string): Reply => {
     ctx.stats.putFailed(topic);
-    return result(code, putFailedText(ctx.brokerUrl(), topic, partition, detail));
+    return result(code, putFailedBody(ctx.brokerUrl(), topic, partition, detail));
   };
   if (request.transactional) {
     // Transactions arrive with the transactions stage; refuse rather than store outside the tx.
     return fail(ResultCode.InternalServerError, request.partition, 'transactional put is not supported by this broker yet');
   }
   const topicConfig = ctx.store.topicConfig(topic);
-  if (topicConfig === undefined) return fail(ResultCode.InternalServerError, request.partition, `The server do not accept topic ${topic}`);
+  if (topicConfig === undefined) return fail(ResultCode.InternalServerError, request.partition, topicNotAcceptedDetail(topic));
   const partition = request.partition === -1 ? chooseOpenPartition(ctx, topic, topicConfig.numPartitions) : request.partition;
   if (ctx.partitions.isClosed(topic, partition)) {
-    return fail(ResultCode.Forbidden, partition, partitionClosedText(ctx.config.system.brokerId, partition));
+    return fail(ResultCode.Forbidden, partition, putPartitionClosedDetail(ctx.config.system.brokerId, partition));
   }
   if (!topicConfig.acceptPublish) {
     return fail(ResultCode.Forbidden, partition, `topic ${topic} does not accept messages (acceptPublish=false)`);
   }
-  if (partition < 0 || partition >= topicConfig.numPartitions) return fail(ResultCode.InternalServerError, partition, `wrong partition ${partition}`);
+  if (partition < 0 || partition >= topicConfig.numPartitions) return fail(ResultCode.InternalServerError, partition, wrongPartitionDetail(partition));
   const sizeProblem = messageSizeProblem(request.data, request.flag, ctx.config.system.maxMessageSize);
   if (sizeProblem !== undefined) return fail(ResultCode.BadRequest, partition, sizeProblem);
   const checksum = messageChecksum(request.data);
-  if (request.checksum !== -1 && request.checksum !== checksum) return fail(ResultCode.InternalServerError, partition, CHECKSUM_FAILURE_TEXT);
+  if (request.checksum !== -1 && request.checksum !== checksum) return fail(ResultCode.InternalServerError, partition, CHECKSUM_FAILURE_DETAIL);
   try {
     const log = await ctx.store.getOrCreate(topic, partition);
     const id = ctx.ids.next();
     const offset = await log.append({ id, flag: request.flag, data: request.data, checksum });
-    return result(ResultCode.Success, `${id} ${partition} ${offset}`);
+    return result(ResultCode.Success, putResultBody(id, partition, offset));
   } catch (error) {
     log.error({ err: error, topic, partition }, 'put failed');
     return fail(ResultCode.InternalServerError, partition, error instanceof Error ? error.message : String(error));

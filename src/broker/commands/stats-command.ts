@@ -5,15 +5,13 @@
  */
 import { crc32 } from 'node:zlib';
 import { configuredTopicNames } from '../../common/config/index.js';
+import { statsBody } from '../../protocol/response-bodies.js';
 import { ResultCode } from '../../protocol/result-codes.js';
 import type { PartitionLog } from '../../store/partition-log.js';
 import { REALTIME_NAMES } from '../stats/broker-stats.js';
 import type { BrokerContext } from './broker-context.js';
 import { result, type Reply } from './reply.js';
 
-function body(lines: readonly string[]): string {
-  return `STATS\r\n${lines.map((line) => `${line}\r\n`).join('')}END\r\n`;
-}
 
 function logsByTopic(ctx: BrokerContext): Map<string, PartitionLog[]> {
   const byTopic = new Map<string, PartitionLog[]>();
@@ -117,22 +115,22 @@ export function handleStats(ctx: BrokerContext, item: string | undefined): Reply
   switch (item) {
     case undefined:
     case '':
-      return result(ResultCode.Success, body(brokerInfo(ctx)));
+      return result(ResultCode.Success, statsBody(brokerInfo(ctx)));
     case 'topics':
-      return result(ResultCode.Success, body(topics(ctx)));
+      return result(ResultCode.Success, statsBody(topics(ctx)));
     case 'offsets':
-      return result(ResultCode.Success, body(offsets(ctx)));
+      return result(ResultCode.Success, statsBody(offsets(ctx)));
     case 'realtime':
-      return result(ResultCode.Success, body(realtime(ctx)));
+      return result(ResultCode.Success, statsBody(realtime(ctx)));
     case 'help':
-      return result(ResultCode.Success, body(STATS_ITEMS));
+      return result(ResultCode.Success, statsBody(STATS_ITEMS));
     case 'reset':
       ctx.stats.resetRealtime();
-      return result(ResultCode.Success, body(['reset ok']));
+      return result(ResultCode.Success, statsBody(['reset ok']));
     case 'config':
       // The raw file, not a STATS block: async slaves copy the master's configuration from it.
       return result(ResultCode.Success, Buffer.from(ctx.config.rawText, 'utf8'));
     default:
-      return result(ResultCode.Success, body(topicItem(ctx, item)));
+      return result(ResultCode.Success, statsBody(topicItem(ctx, item)));
   }
 }
