@@ -35,6 +35,8 @@ export const ErrorCode = {
   PartitionClosed: 'METAQ_ERR_PARTITION_CLOSED',
   /** Message data does not match its checksum. */
   Checksum: 'METAQ_ERR_CHECKSUM',
+  /** A stored record in a fetched block is corrupt (CRC mismatch or impossible length). */
+  InvalidMessage: 'METAQ_ERR_INVALID_MESSAGE',
   /** The client object (factory, producer, consumer) was closed. */
   ClientClosed: 'METAQ_ERR_CLIENT_CLOSED',
   /** A call was made in a state that does not allow it (e.g. send before publish). */

@@ -3,7 +3,7 @@
  * not a MetaQ frame" (or the caller asked to encode a frame that cannot be written); the
  * connection cannot be resynchronised after it, so the caller closes it.
  */
-import { ErrorCode, MetaqError, type MetaqErrorOptions } from '../common/errors.js';
+import { ErrorCode, MetaqError, type ErrorCodeValue, type MetaqErrorOptions } from '../common/errors.js';
 
 /** How much of an offending header an error message quotes. */
 export const ERROR_HEADER_EXCERPT_LENGTH = 200;
@@ -26,8 +26,8 @@ export class ProtocolError extends MetaqError {
   /** The offending request's opaque, when it could be read; see {@link ProtocolErrorDetails.opaque}. */
   readonly opaque: number | undefined;
 
-  constructor(message: string, details: ProtocolErrorDetails = {}, options: MetaqErrorOptions = {}) {
-    super(ErrorCode.Protocol, message, options);
+  constructor(message: string, details: ProtocolErrorDetails = {}, options: MetaqErrorOptions & { code?: ErrorCodeValue } = {}) {
+    super(options.code ?? ErrorCode.Protocol, message, options);
     this.header = details.header;
     this.opaque = details.opaque;
   }
@@ -48,7 +48,7 @@ export class InvalidRecordError extends ProtocolError {
   readonly reason: InvalidRecordReason;
 
   constructor(message: string, position: number, reason: InvalidRecordReason) {
-    super(message);
+    super(message, {}, { code: ErrorCode.InvalidMessage });
     this.position = position;
     this.reason = reason;
   }
