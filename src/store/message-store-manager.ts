@@ -40,6 +40,7 @@ export class MessageStoreManager {
   readonly #logs = new Map<string, PartitionLog>();
   readonly #opening = new Map<string, Promise<PartitionLog>>();
   readonly #crons: Cron[] = [];
+  readonly #topicConfigs = new Map<string, TopicConfig | undefined>();
   #closed = false;
 
   private constructor(config: BrokerConfig, logger: Logger) {
@@ -85,7 +86,7 @@ export class MessageStoreManager {
   }
 
   #settingsFor(topic: string): PartitionSettings {
-    return topicConfigFor(this.#config, topic) ?? this.#config.system;
+    return this.topicConfig(topic) ?? this.#config.system;
   }
 
   async #openLog(topic: string, partition: number, dir: string): Promise<PartitionLog> {
@@ -116,7 +117,7 @@ export class MessageStoreManager {
     const key = `${topic}-${partition}`;
     const existing = this.#logs.get(key);
     if (existing !== undefined) return existing;
-    const topicConfig = topicConfigFor(this.#config, topic);
+    const topicConfig = this.topicConfig(topic);
     if (topicConfig === undefined) {
       throw new InvalidArgumentError(`topic '${topic}' is not configured; add a [topic=${topic}] section to the server configuration`);
     }
@@ -142,9 +143,16 @@ export class MessageStoreManager {
     return [...this.#logs.values()];
   }
 
-  /** Configuration of `topic` (after inheritance), if it is configured. */
+  /**
+   * Configuration of `topic` (after inheritance), if it is configured. Cached: every put asks,
+   * and the configuration is immutable for the life of the manager.
+   */
   topicConfig(topic: string): TopicConfig | undefined {
-    return topicConfigFor(this.#config, topic);
+    if (this.#topicConfigs.has(topic)) return this.#topicConfigs.get(topic);
+    const config = topicConfigFor(this.#config, topic);
+    // Bounded so that a client sending puts to random unknown topics cannot grow it without end.
+    if (this.#topicConfigs.size < 100_000) this.#topicConfigs.set(topic, config);
+    return config;
   }
 
   /**

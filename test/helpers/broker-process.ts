@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const SERVER = fileURLToPath(new URL('../../src/cli/metaq-server.ts', import.meta.url));
+const BUILT_SERVER = fileURLToPath(new URL('../../dist/src/cli/metaq-server.js', import.meta.url));
 
 /** A running (or exited) broker process. */
 export interface BrokerProcess {
@@ -21,9 +22,14 @@ export interface BrokerProcess {
   readonly exited: Promise<number | NodeJS.Signals>;
 }
 
-/** Starts `metaq-server <args>`; logs at info level so tests can wait for them. */
-export function spawnBroker(args: string[], env: NodeJS.ProcessEnv = {}): BrokerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, ...args], {
+/**
+ * Starts `metaq-server <args>`; logs at info level so tests can wait for them. Tests run the
+ * TypeScript sources; benchmarks pass `{ built: true }` to run the compiled `dist/` that
+ * `npm start` runs (tsx adds per-call helpers that would distort the figures).
+ */
+export function spawnBroker(args: string[], env: NodeJS.ProcessEnv = {}, options: { built?: boolean } = {}): BrokerProcess {
+  const command = options.built === true ? [BUILT_SERVER] : ['--import', 'tsx', SERVER];
+  const child = spawn(process.execPath, [...command, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, METAQ_LOG_LEVEL: 'info', ...env },
   });

@@ -29,11 +29,19 @@ function opaqueOf(frame: RequestFrame): number {
   return frame.type === 'quit' ? 0 : frame.opaque;
 }
 
-/** Encodes a reply as the buffers to write. */
+/**
+ * Encodes a reply as the buffers to write.
+ *
+ * Why not `encodeResult` for text bodies: every put is answered with one, and building the
+ * frame as one string turned into one buffer costs a fifth of the generic header + concat path.
+ * The bytes are the same (`result <code> <byteLength> <opaque>\r\n<body>`).
+ */
 export function encodeReply(reply: Reply, opaque: number): Buffer[] {
   if (reply.kind === 'value') return [encodeValueHeader(reply.data.length, opaque), reply.data];
-  const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
-  return [encodeResult({ type: 'result', code: reply.code, body, opaque })];
+  if (typeof reply.body === 'string') {
+    return [Buffer.from(`result ${reply.code} ${Buffer.byteLength(reply.body, 'utf8')} ${opaque}\r\n${reply.body}`, 'utf8')];
+  }
+  return [encodeResult({ type: 'result', code: reply.code, body: reply.body, opaque })];
 }
 
 /** A client connection. */
