@@ -1,7 +1,79 @@
 /**
- * metaq's public client API. The producer and consumer arrive with the protocol stage; for now
- * this exports the error taxonomy and the message-id and record helpers they share.
+ * metaq's public client API (docs/client.md): the session factory and what it creates,
+ * partition selectors, offset storages, the error taxonomy, and the message-id and record
+ * helpers. A curated list: what is not exported here is internal and may change.
  */
 export * from './common/errors.js';
 export { decodeMessageId, type MessageIdParts } from './store/message-id.js';
 export { messageChecksum } from './store/record.js';
+
+export {
+  createMessageSessionFactory,
+  createLocalOffsetStorage,
+  defaultLocalOffsetsFile,
+  defaultRecoverPath,
+  recoverStoreDir,
+  roundRobinSelector,
+  randomSelector,
+  keyHashSelector,
+  hashKey,
+  groupNameError,
+  parseBrokerUrl,
+  parseStatsBody,
+  connectTcp,
+  DEFAULT_BROKER_PORT,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_FETCH_TIMEOUT_MS,
+  DEFAULT_MAX_DELAY_FETCH_MS,
+  DEFAULT_MAX_FETCH_RETRIES,
+  DEFAULT_MAX_INCREASE_FETCH_DATA_RETRIES,
+  DEFAULT_COMMIT_OFFSET_PERIOD_MS,
+  DEFAULT_RECOVER_MESSAGE_INTERVAL_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_IDLE_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_MAX_FAILURES,
+  DEFAULT_RECONNECT_INITIAL_DELAY_MS,
+  DEFAULT_RECONNECT_MAX_DELAY_MS,
+  DEFAULT_RECONNECT_JITTER,
+  DEFAULT_TIMER_RESOLUTION_MS,
+  FORBIDDEN_GROUP_CHARACTERS,
+  MAX_FETCH_SIZE,
+} from './client/index.js';
+
+export type {
+  MessageSessionFactory,
+  MessageSessionFactoryOptions,
+  ConnectionSettings,
+  BackoffOptions,
+  BrokerAddress,
+  BrokerDiscovery,
+  PartitionRef,
+  Message,
+  SendResult,
+  SendOptions,
+  MessageProducer,
+  ProducerOptions,
+  PartitionSelector,
+  MessageConsumer,
+  ConsumerConfig,
+  ResolvedConsumerConfig,
+  SubscribeOptions,
+  ConsumedMessage,
+  MessageListener,
+  MessageFilter,
+  OffsetStorage,
+  LocalOffsetStorage,
+  PartitionOffset,
+  StoredPartition,
+  ClientInstrumentation,
+  ClientEvents,
+  ClientEventName,
+  ClientEventListener,
+  ConsumerMessageEvent,
+  Transport,
+  TransportConnector,
+  TransportHandlers,
+  ConnectOptions,
+} from './client/index.js';

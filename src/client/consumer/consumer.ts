@@ -1,0 +1,271 @@
+/**
+ * The consumer (MetaQ's `MessageConsumer`): `subscribe()` topics, then `completeSubscribe()`
+ * starts one fetch loop per owned partition (direct mode: every partition of the topic on the
+ * broker), commits offsets every `commitOffsetPeriodInMills`, and re-delivers recovered
+ * messages in the background.
+ *
+ * Delivery is at-least-once: an offset is committed only after its message was handled, and
+ * commits are periodic, so after a crash the messages consumed since the last commit are
+ * delivered again. A graceful `close()` commits last, so a restart after it resumes exactly
+ * where consumption stopped.
+ */
+import { IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
+import { componentLogger, type Logger } from '../../common/logger.js';
+import { isValidTopicName, topicNameError } from '../../common/config/index.js';
+import { LONG_MAX_OFFSET } from '../../protocol/frames.js';
+import type { MessageFilter, MessageListener } from '../message.js';
+import { createLocalOffsetStorage } from '../offsets/local-offset-storage.js';
+import type { OffsetStorage, PartitionOffset } from '../offsets/offset-storage.js';
+import type { PartitionRef } from '../session/broker-discovery.js';
+import type { Closable, SessionContext } from '../session/session-context.js';
+import { resolveConsumerConfig, type ConsumerConfig, type ResolvedConsumerConfig } from './consumer-config.js';
+import { FetchRunner } from './fetch-runner.js';
+import { openRecoverStore, type RecoverStore } from './recover-store.js';
+import { RecoverTask } from './recover-task.js';
+
+/** Options of one subscription. */
+export interface SubscribeOptions {
+  /** Bytes asked for per fetch (MetaQ's `maxSize`, e.g. 1 MiB); grows by itself for larger messages. */
+  readonly maxSize: number;
+}
+
+/** Receives messages. Create with `factory.createConsumer(config)`. */
+export interface MessageConsumer {
+  /** The configuration, defaults applied. */
+  readonly config: ResolvedConsumerConfig;
+  /** Where offsets are committed. */
+  readonly offsetStorage: OffsetStorage;
+  /**
+   * Subscribes `listener` to `topic` (only recorded; fetching starts with
+   * {@link completeSubscribe}). Chainable.
+   *
+   * @throws {IllegalStateError} after `completeSubscribe()` or for a topic subscribed twice;
+   *   {@link InvalidArgumentError} for a bad topic, `maxSize` or listener.
+   */
+  subscribe(topic: string, options: SubscribeOptions, listener: MessageListener, filter?: MessageFilter): MessageConsumer;
+  /**
+   * Finds the partitions, loads the committed offsets and starts fetching. Call once, after
+   * the `subscribe` calls. If it fails (broker unreachable), nothing keeps running and it may
+   * be called again.
+   */
+  completeSubscribe(): Promise<void>;
+  /** Commits the current offsets now (they are also committed periodically and at close). */
+  commitOffsets(): Promise<void>;
+  /**
+   * Stops fetching, waits for the listener calls in progress, commits the offsets, and
+   * releases the partitions. Idempotent. A consumer cannot be restarted; create a new one.
+   */
+  close(): Promise<void>;
+}
+
+/** Creates a consumer. Internal: applications use the session factory. */
+export function createMessageConsumer(context: SessionContext, config: ConsumerConfig, offsetStorage?: OffsetStorage): MessageConsumer {
+  return new Consumer(context, resolveConsumerConfig(config), offsetStorage);
+}
+
+interface Subscription {
+  readonly topic: string;
+  readonly maxSize: number;
+  readonly listener: MessageListener;
+  readonly filter: MessageFilter | undefined;
+  readonly store: RecoverStore;
+}
+
+type ConsumerState = 'subscribing' | 'starting' | 'running' | 'closing' | 'closed';
+
+function partitionKey(ref: PartitionRef): string {
+  return `${ref.brokerUrl}#${ref.partition}`;
+}
+
+class Consumer implements MessageConsumer, Closable {
+  readonly config: ResolvedConsumerConfig;
+  readonly offsetStorage: OffsetStorage;
+  readonly #ownsStorage: boolean;
+  readonly #context: SessionContext;
+  readonly #log: Logger;
+  readonly #subscriptions = new Map<string, Subscription>();
+  /** topic → partition key → runner. */
+  readonly #runners = new Map<string, Map<string, FetchRunner>>();
+  /** Runners stopped by a reassignment whose last position is not committed yet. */
+  #retired: FetchRunner[] = [];
+  readonly #committedVersion = new WeakMap<FetchRunner, number>();
+  #state: ConsumerState = 'subscribing';
+  #commitTimer: NodeJS.Timeout | undefined;
+  #committing: Promise<void> = Promise.resolve();
+  #recoverTask: RecoverTask | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(context: SessionContext, config: ResolvedConsumerConfig, offsetStorage: OffsetStorage | undefined) {
+    this.#context = context;
+    this.config = config;
+    this.#ownsStorage = offsetStorage === undefined;
+    this.offsetStorage = offsetStorage ?? createLocalOffsetStorage();
+    this.#log = componentLogger('client', { group: config.group, consumerId: config.consumerId });
+  }
+
+  subscribe(topic: string, options: SubscribeOptions, listener: MessageListener, filter?: MessageFilter): MessageConsumer {
+    if (this.#state !== 'subscribing') throw new IllegalStateError('subscribe() must be called before completeSubscribe()');
+    if (!isValidTopicName(topic)) throw new InvalidArgumentError(`subscribe: invalid topic ${JSON.stringify(topic)}: ${topicNameError(topic)}`);
+    if (this.#subscriptions.has(topic)) throw new IllegalStateError(`Topic '${topic}' is already subscribed by this consumer`);
+    const maxSize = options?.maxSize;
+    if (!Number.isSafeInteger(maxSize) || maxSize <= 0 || maxSize > 0x7fffffff) {
+      throw new InvalidArgumentError(`subscribe('${topic}'): maxSize must be a positive integer, got ${String(maxSize)}`);
+    }
+    if (typeof listener !== 'function') throw new InvalidArgumentError(`subscribe('${topic}'): listener must be a function`);
+    if (filter !== undefined && typeof filter !== 'function') throw new InvalidArgumentError(`subscribe('${topic}'): filter must be a function`);
+    const store = openRecoverStore(this.config.recoverPath, topic, this.config.group);
+    this.#subscriptions.set(topic, { topic, maxSize, listener, filter, store });
+    return this;
+  }
+
+  async completeSubscribe(): Promise<void> {
+    if (this.#state !== 'subscribing') throw new IllegalStateError('completeSubscribe() may be called only once, before close()');
+    if (this.#subscriptions.size === 0) throw new IllegalStateError('subscribe() to at least one topic before completeSubscribe()');
+    this.#state = 'starting';
+    try {
+      for (const subscription of this.#subscriptions.values()) {
+        const { topic } = subscription;
+        const partitions = await this.#context.discovery.subscribePartitions(topic, this.config.group, this.config.consumerId, (next) => {
+          this.#assign(subscription, next).catch((error: unknown) => this.#log.error({ err: error, topic }, 'reassignment failed'));
+        });
+        await this.#assign(subscription, partitions);
+      }
+    } catch (error) {
+      await this.#stopRunners();
+      this.#runners.clear();
+      if (this.#state === 'starting') this.#state = 'subscribing';
+      throw error;
+    }
+    if (this.#stopping()) return; // closed meanwhile
+    this.#commitTimer = setInterval(() => {
+      this.commitOffsets().catch(() => undefined);
+    }, this.config.commitOffsetPeriodInMills);
+    this.#commitTimer.unref();
+    this.#recoverTask = new RecoverTask({
+      group: this.config.group,
+      intervalMs: this.config.recoverMessageIntervalInMills,
+      targets: [...this.#subscriptions.values()].map(({ topic, store, listener }) => ({ topic, store, listener })),
+      emitter: this.#context.emitter,
+      log: this.#log,
+    });
+    this.#recoverTask.start();
+    this.#state = 'running';
+    this.#log.info({ topics: [...this.#subscriptions.keys()] }, 'consumer started');
+  }
+
+  commitOffsets(): Promise<void> {
+    // Serialised: a commit never overtakes an earlier one.
+    const next = this.#committing.then(() => this.#commitNow());
+    this.#committing = next.catch(() => undefined);
+    return next;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const started = this.#state !== 'subscribing';
+    this.#state = 'closing';
+    clearInterval(this.#commitTimer);
+    let failure: unknown;
+    if (started) {
+      await Promise.all([this.#recoverTask?.stop(), this.#stopRunners()]);
+      await this.commitOffsets().catch((error: unknown) => {
+        this.#log.error({ err: error }, 'final offset commit failed; messages since the last commit will be delivered again');
+        failure = error;
+      });
+      for (const topic of this.#subscriptions.keys()) {
+        await this.#context.discovery.unsubscribe(topic, this.config.group, this.config.consumerId).catch((error: unknown) => {
+          this.#log.warn({ err: error, topic }, 'releasing the partitions failed');
+        });
+      }
+    }
+    if (this.#ownsStorage) await this.offsetStorage.close();
+    this.#state = 'closed';
+    this.#context.release(this);
+    this.#log.info('consumer closed');
+    if (failure !== undefined) throw failure;
+  }
+
+  /** True once close() has begun. (A method, so that TypeScript does not narrow the state across awaits.) */
+  #stopping(): boolean {
+    return this.#state === 'closing' || this.#state === 'closed';
+  }
+
+  async #stopRunners(): Promise<void> {
+    const all: FetchRunner[] = [];
+    for (const runners of this.#runners.values()) all.push(...runners.values());
+    await Promise.all(all.map((runner) => runner.stop()));
+  }
+
+  /** Starts runners for new partitions of `subscription` and stops those no longer assigned. */
+  async #assign(subscription: Subscription, partitions: readonly PartitionRef[]): Promise<void> {
+    if (this.#stopping()) return;
+    const { topic } = subscription;
+    const current = this.#runners.get(topic) ?? new Map<string, FetchRunner>();
+    this.#runners.set(topic, current);
+    const wanted = new Map(partitions.map((ref) => [partitionKey(ref), ref]));
+    const removed = [...current].filter(([key]) => !wanted.has(key));
+    for (const [key, runner] of removed) {
+      current.delete(key);
+      await runner.stop();
+      this.#retired.push(runner);
+    }
+    if (removed.length > 0) await this.commitOffsets().catch(() => undefined);
+    const added = [...wanted].filter(([key]) => !current.has(key)).map(([, ref]) => ref);
+    if (added.length === 0) return;
+    const stored = await this.offsetStorage.load(topic, this.config.group, added);
+    for (const ref of added) {
+      // close() may have started while offsets were loading: start nothing it would not stop.
+      if (this.#stopping()) return;
+      const found = stored.find((o) => o.brokerId === ref.brokerId && o.partition === ref.partition);
+      let offset: number | typeof LONG_MAX_OFFSET = found?.offset ?? this.config.offset;
+      if (found === undefined) {
+        if (this.config.consumeFromMaxOffset) offset = LONG_MAX_OFFSET;
+        else await this.offsetStorage.init(topic, this.config.group, ref, this.config.offset);
+      }
+      const runner = new FetchRunner({
+        topic,
+        ref,
+        offset,
+        messageId: found?.messageId ?? -1n,
+        maxSize: subscription.maxSize,
+        config: this.config,
+        listener: subscription.listener,
+        filter: subscription.filter,
+        connection: this.#context.pool.get(ref.brokerUrl),
+        recoverStore: subscription.store,
+        emitter: this.#context.emitter,
+        log: this.#log.child({ topic, partition: ref.partition, broker: ref.brokerUrl }),
+      });
+      this.#committedVersion.set(runner, 0);
+      current.set(partitionKey(ref), runner);
+      this.#log.info({ topic, partition: ref.partition, offset: String(offset), committed: found !== undefined }, 'fetching partition');
+      runner.start();
+    }
+  }
+
+  async #commitNow(): Promise<void> {
+    const candidates: FetchRunner[] = [...this.#retired];
+    for (const runners of this.#runners.values()) candidates.push(...runners.values());
+    const offsets: PartitionOffset[] = [];
+    const versions: [FetchRunner, number][] = [];
+    for (const runner of candidates) {
+      const position = runner.position();
+      if (position.offset === undefined || position.version === this.#committedVersion.get(runner)) continue;
+      const { brokerId, partition } = runner.ref;
+      offsets.push({ topic: runner.topic, brokerId, partition, offset: position.offset, messageId: position.messageId });
+      versions.push([runner, position.version]);
+    }
+    const retired = this.#retired;
+    if (offsets.length > 0) {
+      await this.offsetStorage.commit(this.config.group, offsets);
+      for (const [runner, version] of versions) this.#committedVersion.set(runner, version);
+      const { emitter } = this.#context;
+      if (emitter.has('consumer.offsets_committed')) emitter.emit('consumer.offsets_committed', { group: this.config.group, partitions: offsets.length });
+    }
+    this.#retired = this.#retired.filter((runner) => !retired.includes(runner));
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The MetaQ client (docs/client.md): a session factory that owns one shared connection per
+ * broker, producers, consumers, partition selectors and offset storages.
+ *
+ * - transport/: the connection (opaque-keyed request map, timeouts, reconnect, heartbeat,
+ *   write coalescing) behind a small Transport interface;
+ * - session/: the factory, its options and broker discovery (direct URL now, ZooKeeper later);
+ * - producer/: `publish`/`send`, partition selectors;
+ * - consumer/: the fetch loop per partition, retries and the recover store;
+ * - offsets/: the OffsetStorage interface and the local-file storage.
+ */
+export { createMessageSessionFactory } from './session/session-factory.js';
+export type { MessageSessionFactory } from './session/session-factory.js';
+export { DEFAULT_REQUEST_TIMEOUT_MS } from './session/factory-options.js';
+export type { MessageSessionFactoryOptions } from './session/factory-options.js';
+export type { BrokerDiscovery, PartitionRef } from './session/broker-discovery.js';
+export { createDirectDiscovery } from './session/direct-discovery.js';
+export type { DirectDiscoveryOptions } from './session/direct-discovery.js';
+export { parseStatsBody } from './session/stats-body.js';
+export { DEFAULT_BROKER_PORT, parseBrokerUrl } from './broker-url.js';
+export type { BrokerAddress } from './broker-url.js';
+export type { ConsumedMessage, Message, MessageFilter, MessageListener, SendResult } from './message.js';
+export type { MessageProducer, ProducerOptions, SendOptions } from './producer/producer.js';
+export { hashKey, keyHashSelector, randomSelector, roundRobinSelector } from './producer/partition-selectors.js';
+export type { PartitionSelector } from './producer/partition-selectors.js';
+export type { MessageConsumer, SubscribeOptions } from './consumer/consumer.js';
+export {
+  DEFAULT_COMMIT_OFFSET_PERIOD_MS,
+  DEFAULT_FETCH_TIMEOUT_MS,
+  DEFAULT_MAX_DELAY_FETCH_MS,
+  DEFAULT_MAX_FETCH_RETRIES,
+  DEFAULT_MAX_INCREASE_FETCH_DATA_RETRIES,
+  DEFAULT_RECOVER_MESSAGE_INTERVAL_MS,
+  defaultRecoverPath,
+} from './consumer/consumer-config.js';
+export type { ConsumerConfig, ResolvedConsumerConfig } from './consumer/consumer-config.js';
+export { FORBIDDEN_GROUP_CHARACTERS, groupNameError } from './consumer/group-name.js';
+export { MAX_FETCH_SIZE } from './consumer/fetch-size.js';
+export { recoverStoreDir } from './consumer/recover-store.js';
+export type { OffsetStorage, PartitionOffset, StoredPartition } from './offsets/offset-storage.js';
+export { createLocalOffsetStorage, defaultLocalOffsetsFile } from './offsets/local-offset-storage.js';
+export type { LocalOffsetStorage } from './offsets/local-offset-storage.js';
+export type { ClientEventListener, ClientEventName, ClientEvents, ClientInstrumentation, ConsumerMessageEvent } from './instrumentation.js';
+export {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_IDLE_MS,
+  DEFAULT_HEARTBEAT_MAX_FAILURES,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_RECONNECT_INITIAL_DELAY_MS,
+  DEFAULT_RECONNECT_JITTER,
+  DEFAULT_RECONNECT_MAX_DELAY_MS,
+  DEFAULT_TIMER_RESOLUTION_MS,
+} from './transport/connection-options.js';
+export type { ConnectionSettings } from './transport/connection-options.js';
+export type { BackoffOptions } from './transport/backoff.js';
+export type { ConnectOptions, Transport, TransportConnector, TransportHandlers } from './transport/transport.js';
+export { connectTcp } from './transport/tcp-transport.js';

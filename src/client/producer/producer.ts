@@ -1,0 +1,162 @@
+/**
+ * The producer (MetaQ's `MessageProducer`): `publish(topic)` once, then `send()` as many
+ * messages as you like, concurrently. Sends share the factory's connection to each broker and
+ * are pipelined on it; nothing is retried automatically, because a send that failed with a
+ * connection error may still have been stored (MetaQ retries nothing either).
+ */
+import { ClientClosedError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
+import { topicNameError } from '../../common/config/index.js';
+import { encodeMessageData } from '../../protocol/message-data.js';
+import { messageChecksum } from '../../store/record.js';
+import type { Message, SendResult } from '../message.js';
+import type { PartitionRef } from '../session/broker-discovery.js';
+import type { Closable, SessionContext } from '../session/session-context.js';
+import type { RequestOwner } from '../transport/request.js';
+import { roundRobinSelector, type PartitionSelector } from './partition-selectors.js';
+import { interpretPut } from './put-response.js';
+
+/** Options of `createProducer`. */
+export interface ProducerOptions {
+  /** How messages are spread over partitions; default {@link roundRobinSelector}. */
+  readonly selector?: PartitionSelector;
+  /** Default timeout of a send in ms (default: the factory's `requestTimeoutMs`, 3000). */
+  readonly sendTimeoutMs?: number;
+}
+
+/** Options of one send. */
+export interface SendOptions {
+  /** How long to wait for the broker's answer, reconnect included (default: the producer's). */
+  readonly timeoutMs?: number;
+}
+
+/** Sends messages. Create with `factory.createProducer()`. */
+export interface MessageProducer {
+  /** The partition selector in use. */
+  readonly selector: PartitionSelector;
+  /**
+   * Declares that this producer sends to `topic` (MetaQ requires it before any send) and finds
+   * the topic's partitions. Idempotent; resolves when the partitions are known.
+   *
+   * @throws (rejects) when the broker cannot be asked (the topic stays declared; the next send
+   *   asks again).
+   */
+  publish(topic: string): Promise<void>;
+  /**
+   * Sends one message; resolves once the broker stored it (with group commit, once it is on
+   * disk). Many sends may be in flight at once.
+   *
+   * @throws (rejects) {@link IllegalStateError} when `publish(topic)` was not called;
+   *   {@link InvalidArgumentError} for a malformed message; `BrokerError` when the broker
+   *   refused it (`METAQ_ERR_PARTITION_CLOSED` for a closed partition); `RequestTimeoutError`
+   *   or `ConnectionError` (both retriable; the message may or may not have been stored);
+   *   {@link ClientClosedError} after `close()`.
+   */
+  send(message: Message, options?: SendOptions): Promise<SendResult>;
+  /** Refuses new sends and resolves once every send in flight has settled. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Creates a producer. Internal: applications use the session factory. */
+export function createMessageProducer(context: SessionContext, options: ProducerOptions = {}): MessageProducer {
+  return new Producer(context, options);
+}
+
+/** What the producer knows about a published topic. */
+interface TopicState {
+  partitions: readonly PartitionRef[] | undefined;
+  resolving: Promise<readonly PartitionRef[]> | undefined;
+}
+
+class Producer implements MessageProducer, RequestOwner, Closable {
+  readonly selector: PartitionSelector;
+  readonly #context: SessionContext;
+  readonly #timeoutMs: number;
+  readonly #topics = new Map<string, TopicState>();
+  #inFlight = 0;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+
+  constructor(context: SessionContext, options: ProducerOptions) {
+    this.#context = context;
+    this.selector = options.selector ?? roundRobinSelector();
+    this.#timeoutMs = options.sendTimeoutMs ?? context.requestTimeoutMs;
+  }
+
+  async publish(topic: string): Promise<void> {
+    if (this.#closed) throw new ClientClosedError('The producer');
+    const problem = typeof topic === 'string' ? topicNameError(topic) : 'it is not a string';
+    if (problem !== undefined) throw new InvalidArgumentError(`publish: invalid topic ${JSON.stringify(topic)}: ${problem}`);
+    let state = this.#topics.get(topic);
+    if (state === undefined) this.#topics.set(topic, (state = { partitions: undefined, resolving: undefined }));
+    await this.#resolve(topic, state);
+  }
+
+  send(message: Message, options?: SendOptions): Promise<SendResult> {
+    if (this.#closed) return Promise.reject(new ClientClosedError('The producer'));
+    const state = this.#topics.get(message.topic);
+    if (state === undefined) {
+      return Promise.reject(new IllegalStateError(`Call producer.publish('${message.topic}') before sending to topic '${message.topic}'`));
+    }
+    const partitions = state.partitions;
+    if (partitions === undefined) return this.#resolve(message.topic, state).then(() => this.send(message, options));
+    try {
+      return this.#put(message, partitions, options?.timeoutMs ?? this.#timeoutMs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#closing ??= (async () => {
+      if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+      this.#context.release(this);
+    })();
+    return this.#closing;
+  }
+
+  /** Called by the connection as each send settles. */
+  requestSettled(): void {
+    this.#inFlight -= 1;
+    if (this.#inFlight === 0) this.#idle?.();
+  }
+
+  #put(message: Message, partitions: readonly PartitionRef[], timeoutMs: number): Promise<SendResult> {
+    const { topic, data: raw } = message;
+    const payload = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
+    if (!Buffer.isBuffer(payload)) throw new InvalidArgumentError(`send: message.data must be a Buffer or a string (topic '${topic}')`);
+    if (message.attribute !== undefined && typeof message.attribute !== 'string') {
+      throw new InvalidArgumentError(`send: message.attribute must be a string (topic '${topic}')`);
+    }
+    if (partitions.length === 0) throw new IllegalStateError(`No partition of topic '${topic}' is available`);
+    const ref = partitions.length === 1 ? (partitions[0] as PartitionRef) : this.selector.select(topic, partitions, message);
+    let data = payload;
+    let flag = 0;
+    if (message.attribute !== undefined) ({ data, flag } = encodeMessageData(payload, message.attribute));
+    const connection = this.#context.pool.get(ref.brokerUrl);
+    this.#inFlight += 1;
+    return connection.request(
+      { type: 'put', topic, partition: ref.partition, data, flag, checksum: messageChecksum(data), transactionKey: undefined },
+      timeoutMs,
+      interpretPut,
+      this,
+    );
+  }
+
+  #resolve(topic: string, state: TopicState): Promise<readonly PartitionRef[]> {
+    if (state.partitions !== undefined) return Promise.resolve(state.partitions);
+    state.resolving ??= this.#context.discovery.publishPartitions(topic).then(
+      (partitions) => {
+        state.partitions = partitions;
+        state.resolving = undefined;
+        return partitions;
+      },
+      (error: unknown) => {
+        state.resolving = undefined;
+        throw error;
+      },
+    );
+    return state.resolving;
+  }
+}
