@@ -12,6 +12,9 @@ import { ensureDurableDirectory } from '../store/file-io.js';
 import { MessageIdGenerator } from '../store/message-id.js';
 import { MessageStoreManager } from '../store/message-store-manager.js';
 import type { BrokerContext } from './commands/broker-context.js';
+import { ResultCode } from '../protocol/result-codes.js';
+import { result } from './commands/reply.js';
+import type { TransactionHandler } from './commands/transaction-handler.js';
 import { lockDataDirectory, type DataDirLock } from './data-dir-lock.js';
 import { HttpGateway } from './http/http-gateway.js';
 import { BrokerServer } from './network/broker-server.js';
@@ -37,6 +40,7 @@ export class MetaqBroker {
   #server: BrokerServer | undefined;
   #http: HttpGateway | undefined;
   #ready = false;
+  readonly #transactions: TransactionHandler = refuseTransactions;
   #stopping: Promise<void> | undefined;
 
   private constructor(config: BrokerConfig, store: MessageStoreManager, ids: MessageIdGenerator, lock: DataDirLock, log: Logger, options: BrokerStartOptions) {
@@ -84,6 +88,7 @@ export class MetaqBroker {
       stats: this.stats,
       partitions: this.partitions,
       version: metaqVersion(),
+      transactions: this.#transactions,
       brokerUrl: () => `meta://${system.hostName}:${this.port}`,
       connectionCount: () => this.#server?.connectionCount ?? 0,
     };
@@ -125,3 +130,10 @@ export class MetaqBroker {
     return this.#stopping;
   }
 }
+
+/** Until the transaction engine is attached: refuse transactional work rather than store it outside a transaction. */
+const refuseTransactions: TransactionHandler = {
+  put: async () => result(ResultCode.InternalServerError, 'transactional put is not supported by this broker yet'),
+  command: async (frame) => result(ResultCode.InternalServerError, `transaction ${frame.transactionType} is not supported by this broker yet`),
+  sessionClosed: () => undefined,
+};

@@ -7,6 +7,7 @@ import type { MessageIdGenerator } from '../../store/message-id.js';
 import type { MessageStoreManager } from '../../store/message-store-manager.js';
 import type { PartitionGate } from '../partition-gate.js';
 import type { BrokerStats } from '../stats/broker-stats.js';
+import type { TransactionHandler } from './transaction-handler.js';
 
 /** What command handlers need from the broker. */
 export interface BrokerContext {
@@ -15,6 +16,8 @@ export interface BrokerContext {
   readonly ids: MessageIdGenerator;
   readonly stats: BrokerStats;
   readonly partitions: PartitionGate;
+  /** Transactional puts and the `transaction` command. */
+  readonly transactions: TransactionHandler;
   /** `meta://<host>:<port>`, used in error texts. */
   brokerUrl(): string;
   /** The version string `version` answers with. */

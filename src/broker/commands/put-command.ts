@@ -28,8 +28,6 @@ export interface PutRequest {
   readonly flag: number;
   /** The producer's checksum, or -1 when it sent none. */
   readonly checksum: number;
-  /** True when the put carries a transaction key (not `null`). */
-  readonly transactional: boolean;
 }
 
 /** Largest attribute block a put may carry on top of `maxMessageSize` (4-byte length + text). */
@@ -54,18 +52,24 @@ export function messageSizeProblem(data: Buffer, flag: number, maxMessageSize: n
   return undefined;
 }
 
-/** Handles a put. Never throws: every failure becomes an error reply. */
-export async function handlePut(ctx: BrokerContext, request: PutRequest): Promise<Reply> {
+/** A put that passed every check: where it goes and its verified checksum. */
+export interface CheckedPut {
+  readonly ok: true;
+  readonly partition: number;
+  readonly checksum: number;
+}
+
+/**
+ * Checks a put the way MetaQ does, in MetaQ's order (topic configured, partition open and in
+ * range, publishing allowed) plus metaq's size and checksum checks. Shared by plain puts and
+ * transactional puts, so a message is refused the same way whether or not it is in a transaction.
+ */
+export function checkPut(ctx: BrokerContext, request: PutRequest): CheckedPut | { readonly ok: false; readonly reply: Reply } {
   const { topic } = request;
-  ctx.stats.put(topic, request.data.length);
-  const fail = (code: number, partition: number, detail: string): Reply => {
+  const fail = (code: number, partition: number, detail: string): { ok: false; reply: Reply } => {
     ctx.stats.putFailed(topic);
-    return result(code, putFailedBody(ctx.brokerUrl(), topic, partition, detail));
+    return { ok: false, reply: result(code, putFailedBody(ctx.brokerUrl(), topic, partition, detail)) };
   };
-  if (request.transactional) {
-    // Transactions arrive with the transactions stage; refuse rather than store outside the tx.
-    return fail(ResultCode.InternalServerError, request.partition, 'transactional put is not supported by this broker yet');
-  }
   const topicConfig = ctx.store.topicConfig(topic);
   if (topicConfig === undefined) return fail(ResultCode.InternalServerError, request.partition, topicNotAcceptedDetail(topic));
   const partition = request.partition === -1 ? chooseOpenPartition(ctx, topic, topicConfig.numPartitions) : request.partition;
@@ -80,6 +84,16 @@ export async function handlePut(ctx: BrokerContext, request: PutRequest): Promis
   if (sizeProblem !== undefined) return fail(ResultCode.BadRequest, partition, sizeProblem);
   const checksum = messageChecksum(request.data);
   if (request.checksum !== -1 && request.checksum !== checksum) return fail(ResultCode.InternalServerError, partition, CHECKSUM_FAILURE_DETAIL);
+  return { ok: true, partition, checksum };
+}
+
+/** Handles a put outside a transaction. Never throws: every failure becomes an error reply. */
+export async function handlePut(ctx: BrokerContext, request: PutRequest): Promise<Reply> {
+  const { topic } = request;
+  ctx.stats.put(topic, request.data.length);
+  const checked = checkPut(ctx, request);
+  if (!checked.ok) return checked.reply;
+  const { partition, checksum } = checked;
   try {
     const log = await ctx.store.getOrCreate(topic, partition);
     const id = ctx.ids.next();
@@ -87,7 +101,8 @@ export async function handlePut(ctx: BrokerContext, request: PutRequest): Promis
     return result(ResultCode.Success, putResultBody(id, partition, offset));
   } catch (error) {
     log.error({ err: error, topic, partition }, 'put failed');
-    return fail(ResultCode.InternalServerError, partition, error instanceof Error ? error.message : String(error));
+    ctx.stats.putFailed(topic);
+    return result(ResultCode.InternalServerError, putFailedBody(ctx.brokerUrl(), topic, partition, error instanceof Error ? error.message : String(error)));
   }
 }
 

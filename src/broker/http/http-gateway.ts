@@ -146,7 +146,6 @@ async function route(ctx: BrokerContext, request: http.IncomingMessage, isReady:
         data,
         flag: int32Param(params, 'flag', 0),
         checksum: int32Param(params, 'checksum', -1),
-        transactional: false,
       }),
     );
   }

@@ -15,6 +15,7 @@ import type { RequestFrame } from '../../protocol/frames.js';
 import { ProtocolError } from '../../protocol/protocol-error.js';
 import { ResultCode } from '../../protocol/result-codes.js';
 import type { BrokerContext } from '../commands/broker-context.js';
+import { newConnectionSession, type ConnectionSession } from '../commands/connection-session.js';
 import { dispatchRequest } from '../commands/dispatch.js';
 import type { Reply } from '../commands/reply.js';
 import { MAX_ATTRIBUTE_BLOCK } from '../commands/put-command.js';
@@ -56,11 +57,14 @@ export class BrokerConnection {
   #paused = false;
   #closing = false;
   #idle: (() => void) | undefined;
+  readonly #session: ConnectionSession;
 
   constructor(socket: Socket, ctx: BrokerContext, log: Logger) {
     this.#socket = socket;
     this.#ctx = ctx;
     this.#log = log;
+    this.#session = newConnectionSession(`${socket.remoteAddress}:${socket.remotePort}`);
+    socket.once('close', () => ctx.transactions.sessionClosed(this.#session));
     this.#decoder = new FrameDecoder({ accept: 'requests', maxBodySize: ctx.config.system.maxMessageSize + MAX_ATTRIBUTE_BLOCK });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -87,7 +91,7 @@ export class BrokerConnection {
   }
 
   #handle(frame: RequestFrame): void {
-    const outcome = dispatchRequest(this.#ctx, frame);
+    const outcome = dispatchRequest(this.#ctx, frame, this.#session);
     if (outcome === 'quit') {
       this.close();
       return;
