@@ -5,7 +5,7 @@
  */
 export * from './common/errors.js';
 export { decodeMessageId, type MessageIdParts } from './store/message-id.js';
-export { messageChecksum } from './store/record.js';
+export { messageChecksum } from './protocol/record.js';
 
 export {
   createMessageSessionFactory,

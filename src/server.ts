@@ -8,5 +8,5 @@ export type { BrokerConfig, SystemConfig, TopicConfig, ZookeeperConfig, DeletePo
 export { MessageStoreManager } from './store/message-store-manager.js';
 export { PartitionLog, type AppendedBatch, type ReadResult } from './store/partition-log.js';
 export { MessageIdGenerator, decodeMessageId, type MessageIdParts } from './store/message-id.js';
-export { encodeRecord, decodeRecordAt, messageChecksum, RECORD_HEADER_SIZE, type RecordInput, type DecodedRecord } from './store/record.js';
+export { encodeRecord, decodeRecordAt, messageChecksum, RECORD_HEADER_SIZE, type RecordInput, type DecodedRecord } from './protocol/record.js';
 export * from './common/errors.js';

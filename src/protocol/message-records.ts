@@ -11,7 +11,7 @@
  * The record layout and its checksum are the store's (src/store/record.ts), reused here so
  * that the broker and the client cannot disagree about it.
  */
-import { decodeRecordAt, RECORD_HEADER_SIZE, type DecodedRecord } from '../store/record.js';
+import { decodeRecordAt, RECORD_HEADER_SIZE, type DecodedRecord } from './record.js';
 import { DEFAULT_MAX_RECORD_DATA_LENGTH } from './limits.js';
 import { InvalidRecordError } from './protocol-error.js';
 

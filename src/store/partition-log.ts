@@ -12,7 +12,7 @@ import type { Logger } from '../common/logger.js';
 import { StoreClosedError, StoreCorruptError, StoreIoError, InvalidArgumentError } from '../common/errors.js';
 import { fdatasync, fsyncDirectory, readAt, writevAll } from './file-io.js';
 import { FlushCounter, isGroupCommit, type FlushSettings } from './flush-policy.js';
-import { encodeRecordHeader, RECORD_HEADER_SIZE, type RecordInput } from './record.js';
+import { encodeRecordHeader, RECORD_HEADER_SIZE, type RecordInput } from '../protocol/record.js';
 import { scanSegment } from './recovery.js';
 import { Segment } from './segment.js';
 import { segmentFileName, parseSegmentFileName } from './segment-name.js';
@@ -451,6 +451,27 @@ export class PartitionLog {
     oldest.retire();
     await dispose(oldest.path);
     return true;
+  }
+
+  /**
+   * Cuts the log back to `offset`, which must lie in the active segment. Only for start-up
+   * recovery of transactions (removing a partially written commit batch before re-appending it
+   * whole), before any client is served.
+   * @throws InvalidArgumentError when appends are in progress or the offset is out of the active segment.
+   */
+  async truncateTail(offset: number): Promise<void> {
+    const segment = this.#active;
+    if (this.#queue.length > 0 || this.#draining !== undefined) throw new InvalidArgumentError('cannot truncate a partition log while appends are in progress');
+    if (offset < segment.start || offset > this.#writtenEnd) {
+      throw new InvalidArgumentError(`cannot truncate ${this.topic}-${this.partition} to ${offset}: outside the active segment ${segment.start}..${this.#writtenEnd}`);
+    }
+    if (offset === this.#writtenEnd) return;
+    this.#log.warn({ from: this.#writtenEnd, to: offset }, 'truncating a partial transaction batch');
+    await new Promise<void>((resolve, reject) => fs.ftruncate(segment.fd, offset - segment.start, (e) => (e === null ? resolve() : reject(e))));
+    await fdatasync(segment.fd);
+    segment.size = offset - segment.start;
+    this.#writtenEnd = offset;
+    this.#durableEnd = offset;
   }
 
   /** Waits for queued appends, syncs, and closes every segment file. */

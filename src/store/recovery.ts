@@ -4,7 +4,7 @@
  * cut off by the caller. Older segments are trusted: they were fsynced when they were rolled.
  */
 import { readAt } from './file-io.js';
-import { decodeRecordAt, RECORD_HEADER_SIZE, type RecordProblem } from './record.js';
+import { decodeRecordAt, RECORD_HEADER_SIZE, type RecordProblem } from '../protocol/record.js';
 
 /** Result of {@link scanSegment}. */
 export interface ScanResult {

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { fdatasync, writevAll } from '../../src/store/file-io.js';
-import { encodeRecord } from '../../src/store/record.js';
+import { encodeRecord } from '../../src/protocol/record.js';
 
 const [mode = 'ack', dir = '.'] = process.argv.slice(2);
 const CRLF = 0x0a;

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { componentLogger } from '../../src/common/logger.js';
 import { fdatasync, writevAll } from '../../src/store/file-io.js';
 import { PartitionLog } from '../../src/store/partition-log.js';
-import { encodeRecord, messageChecksum } from '../../src/store/record.js';
+import { encodeRecord, messageChecksum } from '../../src/protocol/record.js';
 import { formatBenchLine, measureRate, type BenchFigure } from './bench-report.js';
 
 const SECONDS = Number(process.env['METAQ_BENCH_SECONDS'] ?? 2);

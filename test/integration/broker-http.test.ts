@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { MetaqBroker } from '../../src/broker/broker.js';
-import { encodeRecord, messageChecksum } from '../../src/store/record.js';
+import { encodeRecord, messageChecksum } from '../../src/protocol/record.js';
 import { testBrokerConfig, testBrokerIni } from '../helpers/broker-config.js';
 import { spawnBroker, type BrokerProcess } from '../helpers/broker-process.js';
 import { freePort } from '../helpers/free-port.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { decodeMessageId } from '../../src/store/message-id.js';
-import { encodeRecord, messageChecksum } from '../../src/store/record.js';
+import { encodeRecord, messageChecksum } from '../../src/protocol/record.js';
 import { testBrokerIni } from '../helpers/broker-config.js';
 import { spawnBroker, type BrokerProcess } from '../helpers/broker-process.js';
 import { RawClient, resultText } from '../helpers/raw-client.js';

@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { componentLogger } from '../../src/common/logger.js';
 import { PartitionLog } from '../../src/store/partition-log.js';
-import { decodeRecordAt } from '../../src/store/record.js';
+import { decodeRecordAt } from '../../src/protocol/record.js';
 import { crashRecordData } from '../helpers/crash-record.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 

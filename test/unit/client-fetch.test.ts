@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { ConnectionError } from '../../src/common/errors.js';
 import { componentLogger } from '../../src/common/logger.js';
 import { encodeMessageData, type ResponseFrame } from '../../src/protocol/index.js';
-import { encodeRecord } from '../../src/store/record.js';
+import { encodeRecord } from '../../src/protocol/record.js';
 import type { ConsumedMessage, MessageFilter, MessageListener } from '../../src/index.js';
 import { ClientEmitter } from '../../src/client/instrumentation.js';
 import { resolveConsumerConfig, type ConsumerConfig } from '../../src/client/consumer/consumer-config.js';

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { componentLogger } from '../../src/common/logger.js';
 import { PartitionLog, type PartitionLogOptions } from '../../src/store/partition-log.js';
-import { decodeRecordAt, RECORD_HEADER_SIZE } from '../../src/store/record.js';
+import { decodeRecordAt, RECORD_HEADER_SIZE } from '../../src/protocol/record.js';
 import { segmentFileName } from '../../src/store/segment-name.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 

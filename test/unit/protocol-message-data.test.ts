@@ -9,7 +9,7 @@ import {
   ProtocolError,
   readMessageRecords,
 } from '../../src/protocol/index.js';
-import { encodeRecord, messageChecksum } from '../../src/store/record.js';
+import { encodeRecord, messageChecksum } from '../../src/protocol/record.js';
 import { ATTRIBUTE_A_HELLO, GOLDEN_RECORD } from '../fixtures/protocol/golden-frames.js';
 
 const hello = Buffer.from('hello');

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeRecordAt, encodeRecord, messageChecksum, RECORD_HEADER_SIZE } from '../../src/store/record.js';
+import { decodeRecordAt, encodeRecord, messageChecksum, RECORD_HEADER_SIZE } from '../../src/protocol/record.js';
 
 describe('stored record (metaq-reference §1.5)', () => {
   it('checksum of "hello" is CRC-32 masked with 0x7FFFFFFF', () => {

@@ -2,7 +2,7 @@
  * `put`: store one message and answer `<msgId> <partition> <offset>` once the flush policy
  * allows (with group commit, after the fdatasync that covers it).
  */
-import { messageChecksum } from '../../store/record.js';
+import { messageChecksum } from '../../protocol/record.js';
 import { ATTRIBUTE_FLAG } from '../../protocol/message-data.js';
 import { ResultCode } from '../../protocol/result-codes.js';
 import { componentLogger } from '../../common/logger.js';

@@ -23,7 +23,7 @@ import { LONG_MAX_OFFSET, type LongMaxOffset } from '../../protocol/frames.js';
 import { ATTRIBUTE_FLAG, decodeMessageData } from '../../protocol/message-data.js';
 import { MessageRecordIterator, type MessageRecord } from '../../protocol/message-records.js';
 import { InvalidRecordError } from '../../protocol/protocol-error.js';
-import { RECORD_HEADER_SIZE } from '../../store/record.js';
+import { RECORD_HEADER_SIZE } from '../../protocol/record.js';
 import type { ClientEmitter } from '../instrumentation.js';
 import type { ConsumedMessage, MessageFilter, MessageListener } from '../message.js';
 import type { PartitionRef } from '../session/broker-discovery.js';

@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { componentLogger } from '../../common/logger.js';
 import { DEFAULT_MAX_RECORD_DATA_LENGTH } from '../../protocol/limits.js';
 import { decodeMessageData, encodeMessageData } from '../../protocol/message-data.js';
-import { decodeRecordAt, encodeRecord } from '../../store/record.js';
+import { decodeRecordAt, encodeRecord } from '../../protocol/record.js';
 import type { ConsumedMessage } from '../message.js';
 import { isTempFileName, removeStaleTempFiles, writeFileAtomic } from '../util/atomic-file.js';
 

@@ -7,7 +7,7 @@
 import { ClientClosedError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
 import { topicNameError } from '../../common/config/index.js';
 import { encodeMessageData } from '../../protocol/message-data.js';
-import { messageChecksum } from '../../store/record.js';
+import { messageChecksum } from '../../protocol/record.js';
 import type { Message, SendResult } from '../message.js';
 import type { PartitionRef } from '../session/broker-discovery.js';
 import type { Closable, SessionContext } from '../session/session-context.js';
