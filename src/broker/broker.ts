@@ -3,7 +3,7 @@
  * store, the message id generator, the MetaQ protocol front and the HTTP gateway, and starts
  * and stops them in order.
  *
- * Transactions and ZooKeeper registration attach here in later stages.
+ * ZooKeeper registration attaches here in a later stage.
  */
 import type { BrokerConfig } from '../common/config/types.js';
 import { componentLogger, type Logger } from '../common/logger.js';
@@ -12,9 +12,7 @@ import { ensureDurableDirectory } from '../store/file-io.js';
 import { MessageIdGenerator } from '../store/message-id.js';
 import { MessageStoreManager } from '../store/message-store-manager.js';
 import type { BrokerContext } from './commands/broker-context.js';
-import { ResultCode } from '../protocol/result-codes.js';
-import { result } from './commands/reply.js';
-import type { TransactionHandler } from './commands/transaction-handler.js';
+import { TransactionEngine, type RecoveredEngine } from '../transaction/transaction-engine.js';
 import { lockDataDirectory, type DataDirLock } from './data-dir-lock.js';
 import { HttpGateway } from './http/http-gateway.js';
 import { BrokerServer } from './network/broker-server.js';
@@ -40,7 +38,8 @@ export class MetaqBroker {
   #server: BrokerServer | undefined;
   #http: HttpGateway | undefined;
   #ready = false;
-  readonly #transactions: TransactionHandler = refuseTransactions;
+  #transactions: TransactionEngine | undefined;
+  #context: BrokerContext | undefined;
   #stopping: Promise<void> | undefined;
 
   private constructor(config: BrokerConfig, store: MessageStoreManager, ids: MessageIdGenerator, lock: DataDirLock, log: Logger, options: BrokerStartOptions) {
@@ -54,7 +53,13 @@ export class MetaqBroker {
     this.partitions = new PartitionGate();
   }
 
-  /** Locks the data directory, recovers the store, starts background jobs and listens. */
+  /** The transaction engine (operator actions: list, heuristic commit/rollback, forget). */
+  get transactions(): TransactionEngine {
+    if (this.#transactions === undefined) throw new Error('the transaction engine is not started');
+    return this.#transactions;
+  }
+
+  /** Locks the data directory, recovers the store and the transactions, starts background jobs and listens. */
   static async start(config: BrokerConfig, options: BrokerStartOptions = {}): Promise<MetaqBroker> {
     const log = componentLogger('broker', { brokerId: config.system.brokerId });
     await ensureDurableDirectory(config.system.dataPath);
@@ -62,8 +67,21 @@ export class MetaqBroker {
     let broker: MetaqBroker | undefined;
     try {
       const store = await MessageStoreManager.open(config);
-      const ids = new MessageIdGenerator(config.system.brokerId, { floor: await store.messageIdFloor() });
+      let engine: RecoveredEngine;
+      try {
+        // Transactions recover before anything is served: a prepared branch must be listed by
+        // the first RECOVER, and a commit interrupted by a crash completed before any read.
+        engine = await TransactionEngine.recover(config, store);
+      } catch (error) {
+        await store.close();
+        throw error;
+      }
+      const storeFloor = await store.messageIdFloor();
+      const floor = storeFloor > engine.maxMessageId ? storeFloor : engine.maxMessageId;
+      const ids = new MessageIdGenerator(config.system.brokerId, { floor });
       broker = new MetaqBroker(config, store, ids, lock, log, options);
+      const self = broker;
+      broker.#transactions = TransactionEngine.start({ config, store, ids, stats: broker.stats, context: () => self.#commandContext() }, engine);
       await broker.#listen();
       store.startRetentionSchedule();
       broker.#ready = true;
@@ -79,19 +97,28 @@ export class MetaqBroker {
     }
   }
 
-  async #listen(): Promise<void> {
+  /** The context command handlers run with (built once). */
+  #commandContext(): BrokerContext {
     const { system } = this.config;
-    const context: BrokerContext = {
+    const transactions = this.#transactions;
+    if (transactions === undefined) throw new Error('the transaction engine is not started');
+    this.#context ??= {
       config: this.config,
       store: this.store,
       ids: this.ids,
       stats: this.stats,
       partitions: this.partitions,
       version: metaqVersion(),
-      transactions: this.#transactions,
+      transactions,
       brokerUrl: () => `meta://${system.hostName}:${this.port}`,
       connectionCount: () => this.#server?.connectionCount ?? 0,
     };
+    return this.#context;
+  }
+
+  async #listen(): Promise<void> {
+    const { system } = this.config;
+    const context = this.#commandContext();
     this.#server = await BrokerServer.listen(context, system.serverHost, system.serverPort, componentLogger('network', { brokerId: system.brokerId }));
     if (system.httpPort > 0) {
       this.#http = await HttpGateway.listen(context, system.httpHost, system.httpPort, () => this.#ready, componentLogger('http', { brokerId: system.brokerId }));
@@ -123,6 +150,7 @@ export class MetaqBroker {
       this.#ready = false;
       await this.#server?.close(this.#drainTimeoutMs);
       await this.#http?.close();
+      await this.#transactions?.close();
       await this.store.close();
       await this.#lock.release();
       this.#log.info('broker stopped');
@@ -131,9 +159,3 @@ export class MetaqBroker {
   }
 }
 
-/** Until the transaction engine is attached: refuse transactional work rather than store it outside a transaction. */
-const refuseTransactions: TransactionHandler = {
-  put: async () => result(ResultCode.InternalServerError, 'transactional put is not supported by this broker yet'),
-  command: async (frame) => result(ResultCode.InternalServerError, `transaction ${frame.transactionType} is not supported by this broker yet`),
-  sessionClosed: () => undefined,
-};

@@ -142,9 +142,12 @@ describe('broker protocol (raw sockets against a metaq-server process)', () => {
     assert.match(resultText(await client.request('stats unknown-topic 70\r\n', 70)).text, /resultCode 1/);
   });
 
-  it('transaction and sync are refused with a clear error until those stages exist', async () => {
-    assert.equal(resultText(await client.request('transaction TX:s:1 s BEGIN 80\r\n', 80)).code, 500);
+  it('sync is refused with 503 (only a sync-replication slave takes it); a commit of an unknown local transaction is a 500', async () => {
     assert.equal(resultText(await client.request('sync test 0 5 0 99 -1 81\r\nhello', 81)).code, 503);
+    assert.deepEqual(resultText(await client.request('transaction TX:s:1 s COMMIT_ONE_PHASE 80\r\n', 80)), {
+      code: 500,
+      text: "Local transaction 'TX:s:1' has not been started.",
+    });
   });
 
   it('answers pipelined requests by opaque', async () => {

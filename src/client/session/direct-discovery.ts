@@ -58,10 +58,13 @@ class DirectDiscovery implements BrokerDiscovery {
     if (count !== undefined) return this.#refs(brokerId, range(count));
     const existing = await this.#partitionsWithData(topic);
     if (existing.length === 0) {
-      throw new IllegalStateError(
-        `Cannot tell how many partitions topic '${topic}' has on ${this.#options.brokerUrl}: the broker's configuration is not readable ` +
-          `and the topic has no data yet; pass the session factory option partitions: { '${topic}': <n> }`,
-      );
+      const config = await this.#config;
+      const why =
+        config === null || config === undefined
+          ? "the broker's configuration is not readable and the topic has no data yet; pass the session factory option " +
+            `partitions: { '${topic}': <n> }`
+          : `the broker is not configured for this topic (no [topic=...] section matches '${topic}') and it has no data`;
+      throw new IllegalStateError(`Cannot tell how many partitions topic '${topic}' has on ${this.#options.brokerUrl}: ${why}`);
     }
     return this.#refs(brokerId, existing);
   }

@@ -1,0 +1,66 @@
+/**
+ * Periodic checkpoints of the transaction engine (`checkpointInterval`, `maxCheckpoints`).
+ *
+ * A checkpoint is the engine's snapshot of live branches (prepared, committing, heuristic) and
+ * XA tombstones, plus the journal position of a CHECKPOINT marker appended in the same turn of
+ * the event loop as the snapshot: replay restores the snapshot and applies only the records
+ * after the marker. Journal files older than the OLDEST kept checkpoint are deleted, so that a
+ * corrupt newest checkpoint can still fall back to an older one with its records intact. A
+ * long-lived prepared branch does not pin old files: it lives in every snapshot.
+ */
+import type { SystemConfig } from '../common/config/types.js';
+import type { Logger } from '../common/logger.js';
+import { crashPoint } from './crash-points.js';
+import type { TxJournal } from './log/tx-journal.js';
+import { oldestCheckpointPosition, writeCheckpoint } from './log/tx-checkpoint.js';
+import { encodeSnapshot, TxRecordType, type EngineSnapshot } from './tx-records.js';
+
+/** Writes checkpoints and prunes the journal. */
+export class TransactionCheckpointer {
+  readonly #dir: string;
+  readonly #journal: TxJournal;
+  readonly #system: SystemConfig;
+  readonly #log: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+
+  constructor(dir: string, journal: TxJournal, system: SystemConfig, log: Logger) {
+    this.#dir = dir;
+    this.#journal = journal;
+    this.#system = system;
+    this.#log = log;
+  }
+
+  /** Checkpoints every `checkpointInterval` ms with snapshots from `snapshot`. */
+  start(snapshot: () => EngineSnapshot): void {
+    this.#timer = setInterval(() => {
+      this.checkpoint(snapshot()).catch((error: unknown) => this.#log.error({ err: error }, 'transaction checkpoint failed; will retry at the next interval'));
+    }, this.#system.checkpointInterval);
+    this.#timer.unref();
+  }
+
+  /** Stops the timer (a checkpoint in progress finishes). */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+  }
+
+  /**
+   * Writes one checkpoint of `snapshot`, which the caller must have taken in this same turn of
+   * the event loop (the marker is appended before anything else can change the engine).
+   */
+  checkpoint(snapshot: EngineSnapshot): Promise<void> {
+    const payload = encodeSnapshot(snapshot);
+    const marker = this.#journal.append(TxRecordType.CHECKPOINT, Buffer.alloc(0), 'none');
+    const previous = this.#running ?? Promise.resolve();
+    const run = previous.then(async () => {
+      const position = await marker;
+      await writeCheckpoint(this.#dir, { position, payload }, { maxCheckpoints: this.#system.maxCheckpoints, logger: this.#log });
+      crashPoint('checkpoint.after-write');
+      const oldest = await oldestCheckpointPosition(this.#dir, { logger: this.#log });
+      const deleted = oldest === undefined ? 0 : await this.#journal.deleteFilesBefore(oldest);
+      this.#log.debug({ position, prepared: snapshot.prepared.length, deletedFiles: deleted }, 'transaction checkpoint written');
+    });
+    this.#running = run.catch(() => undefined);
+    return run;
+  }
+}
