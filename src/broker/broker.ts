@@ -121,7 +121,7 @@ export class MetaqBroker {
     const context = this.#commandContext();
     this.#server = await BrokerServer.listen(context, system.serverHost, system.serverPort, componentLogger('network', { brokerId: system.brokerId }));
     if (system.httpPort > 0) {
-      this.#http = await HttpGateway.listen(context, system.httpHost, system.httpPort, () => this.#ready, componentLogger('http', { brokerId: system.brokerId }));
+      this.#http = await HttpGateway.listen(context, system.httpHost, system.httpPort, () => this.#ready, this.transactions, componentLogger('http', { brokerId: system.brokerId }));
     }
   }
 

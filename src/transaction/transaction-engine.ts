@@ -380,16 +380,16 @@ export class TransactionEngine implements TransactionHandler {
   }
 
   /** Heuristically commits a prepared branch: its messages are applied; the TM later gets XA_HEURCOM until FORGET. */
-  async heuristicCommit(key: string): Promise<Reply> {
-    return this.#heuristic(key, 'commit');
+  async heuristicCommit(key: string, reason: string): Promise<Reply> {
+    return this.#heuristic(key, 'commit', reason);
   }
 
   /** Heuristically rolls back a prepared branch; the TM later gets XA_HEURRB until FORGET. */
-  async heuristicRollback(key: string): Promise<Reply> {
-    return this.#heuristic(key, 'rollback');
+  async heuristicRollback(key: string, reason: string): Promise<Reply> {
+    return this.#heuristic(key, 'rollback', reason);
   }
 
-  async #heuristic(key: string, outcome: 'commit' | 'rollback'): Promise<Reply> {
+  async #heuristic(key: string, outcome: 'commit' | 'rollback', reason: string): Promise<Reply> {
     const tx = this.#txs.get(key);
     if (tx === undefined) return xaError(XaCode.XAER_NOTA, `no prepared branch '${key}'`);
     const event = outcome === 'commit' ? 'heuristicCommit' : 'heuristicRollback';
@@ -398,7 +398,7 @@ export class TransactionEngine implements TransactionHandler {
     tx.machine.apply(event);
     await this.#journal.append(TxRecordType.HEURISTIC, encodeHeuristic({ ...identity(tx), outcome, at: this.#now() }), 'sync');
     if (outcome === 'commit') await this.#applyCommit(tx, true, true);
-    this.#log.warn({ key, outcome }, 'heuristic decision recorded by an operator');
+    this.#log.warn({ key, outcome, reason }, 'heuristic decision recorded by an operator');
     return OK;
   }
 

@@ -5,7 +5,8 @@
  *   `<msgId> <partition> <offset>`;
  * - `GET /get/<brokerId>?topic=&partition=&group=&offset=&maxsize=` → raw stored records;
  * - `GET /offset/<brokerId>?topic=&partition=&group=&offset=` → the segment start offset;
- * - `GET /healthz` (the process is alive) and `GET /readyz` (store recovered and listening).
+ * - `GET /healthz` (the process is alive) and `GET /readyz` (store recovered and listening);
+ * - `/api/transactions...`: operator routes for prepared and heuristic branches (admin-routes.ts).
  *
  * Errors answer with the status code the TCP protocol would use and a text body; a bad or
  * missing parameter is a 400 naming it. (`<brokerId>` only helps an HTTP load balancer route.)
@@ -19,6 +20,7 @@ import type { BrokerContext } from '../commands/broker-context.js';
 import { handleGet, handleOffset } from '../commands/get-command.js';
 import { handlePut, MAX_ATTRIBUTE_BLOCK } from '../commands/put-command.js';
 import type { Reply } from '../commands/reply.js';
+import { routeAdmin, type TransactionAdmin } from './admin-routes.js';
 
 /** Thrown inside a route for a 400 with a message. */
 class BadRequest extends Error {}
@@ -70,10 +72,10 @@ export class HttpGateway {
     this.#server = server;
   }
 
-  /** Listens on `host:port`; `isReady` answers `/readyz`. */
-  static async listen(ctx: BrokerContext, host: string, port: number, isReady: () => boolean, log: Logger): Promise<HttpGateway> {
+  /** Listens on `host:port`; `isReady` answers `/readyz`; `admin` serves `/api/transactions`. */
+  static async listen(ctx: BrokerContext, host: string, port: number, isReady: () => boolean, admin: TransactionAdmin, log: Logger): Promise<HttpGateway> {
     const server = http.createServer((request, response) => {
-      route(ctx, request, isReady).then(
+      route(ctx, request, isReady, admin).then(
         ({ status, body, type }) => {
           response.writeHead(status, { 'content-type': type, 'content-length': body.length });
           response.end(body);
@@ -126,8 +128,13 @@ function fromReply(reply: Reply): HttpAnswer {
   return { status: reply.code, body, type: 'text/plain; charset=utf-8' };
 }
 
-async function route(ctx: BrokerContext, request: http.IncomingMessage, isReady: () => boolean): Promise<HttpAnswer> {
+async function route(ctx: BrokerContext, request: http.IncomingMessage, isReady: () => boolean, admin: TransactionAdmin): Promise<HttpAnswer> {
   const url = new URL(request.url ?? '/', 'http://localhost');
+  if (url.pathname.startsWith('/api/')) {
+    const answer = await routeAdmin(admin, request.method ?? 'GET', url.pathname, url.searchParams);
+    const json = answer ?? { status: 404, json: { error: `no route ${url.pathname}` } };
+    return { status: json.status, body: Buffer.from(JSON.stringify(json.json)), type: 'application/json' };
+  }
   const [, command] = url.pathname.split('/');
   const params = url.searchParams;
   const method = request.method ?? 'GET';

@@ -14,6 +14,7 @@ import { write, type CliContext } from './context.js';
 import { parsePubArgs, PUB_USAGE, runPub } from './pub.js';
 import { parseStatsArgs, runStats, STATS_USAGE } from './stats.js';
 import { parseSubArgs, runSub, SUB_USAGE } from './sub.js';
+import { parseTxArgs, runTx, TX_USAGE } from './tx.js';
 
 /** One subcommand: how to parse its arguments and run it. */
 export interface CliCommand {
@@ -52,6 +53,7 @@ export const COMMANDS: readonly CliCommand[] = [
   command('pub', 'send messages to a topic (text argument, or one per stdin line)', PUB_USAGE, parsePubArgs, runPub),
   command('sub', 'consume a topic as a consumer group and print the messages', SUB_USAGE, parseSubArgs, runSub),
   command('stats', "show a broker's statistics (stats [item]) or its configuration", STATS_USAGE, parseStatsArgs, runStats),
+  command('tx', 'list prepared XA branches; heuristic commit, rollback, forget (operators)', TX_USAGE, parseTxArgs, runTx),
 ];
 
 const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -67,6 +69,7 @@ Options:
 
 Environment:
   METAQ_SERVER     default broker for -s/--server (default: meta://127.0.0.1:8123)
+  METAQ_ADMIN      the broker's HTTP gateway for metaq tx (default: http://127.0.0.1:8080)
   METAQ_HOME       where sub keeps offsets and recovered messages (default: ~/.metaq)
   METAQ_LOG_LEVEL  client log level, JSON lines on stderr (default: error)
   NO_COLOR         no colours (colours are only used on a terminal anyway)

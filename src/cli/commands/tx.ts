@@ -1,0 +1,122 @@
+/**
+ * `metaq tx list|commit|rollback|forget [key]`: operator tooling for XA branches that wait for
+ * their coordinator, over the broker's HTTP admin routes (`httpPort`).
+ *
+ * A heuristic decision is the operator's promise that the coordinator will never decide
+ * otherwise; the coordinator's later commit or rollback then answers XA_HEURCOM / XA_HEURRB
+ * until it (or `metaq tx forget`) forgets the branch.
+ */
+import { formatOptionsHelp, parseCommandLine, UsageError, CliError } from './args.js';
+import { write, type CliContext } from './context.js';
+
+/** The broker's HTTP gateway, unless `--http` or `$METAQ_ADMIN` says otherwise. */
+export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8080';
+
+const OPTIONS = {
+  http: { type: 'string' },
+  json: { type: 'boolean' },
+  reason: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const TX_USAGE = `Usage: metaq tx <list | commit <key> | rollback <key> | forget <key>> [options]
+
+Operator tools for XA transaction branches on a broker (through its HTTP gateway, httpPort):
+  list              prepared and heuristic branches, oldest first, with their age
+  commit <key>      heuristic commit of a prepared branch (its messages become visible)
+  rollback <key>    heuristic rollback of a prepared branch (its messages are dropped)
+  forget <key>      forget a heuristic branch (the coordinator normally does this)
+
+A heuristic decision is journaled before the answer and survives restarts; the coordinator's
+later commit/rollback then answers XA_HEURCOM / XA_HEURRB until the branch is forgotten.
+
+Options:
+${formatOptionsHelp([
+  ['--http <url>', `the broker's HTTP gateway (default: $METAQ_ADMIN or ${DEFAULT_ADMIN_URL})`],
+  ['--reason <text>', 'why (required for commit and rollback; written to the broker log)'],
+  ['--json', 'print JSON'],
+  ['-h, --help', 'show this help'],
+])}
+
+Examples:
+  metaq tx list
+  metaq tx rollback 'XID:1:0102:ab:XAMessageProducer-app1' --reason "coordinator lost, order 17 cancelled"`;
+
+/** `metaq tx`'s options, resolved. */
+export interface TxOptions {
+  readonly action: 'list' | 'commit' | 'rollback' | 'forget';
+  readonly key: string | undefined;
+  readonly adminUrl: string;
+  readonly json: boolean;
+  readonly reason: string | undefined;
+}
+
+/** Parses `metaq tx`'s arguments; `'help'` for `--help`. */
+export function parseTxArgs(args: readonly string[], env: NodeJS.ProcessEnv): TxOptions | 'help' {
+  const { values, positionals } = parseCommandLine('tx', { args: [...args], options: OPTIONS }, TX_USAGE);
+  if (values.help === true) return 'help';
+  const [action, key, ...extra] = positionals;
+  if (action !== 'list' && action !== 'commit' && action !== 'rollback' && action !== 'forget') {
+    throw new UsageError(`tx: expected list, commit, rollback or forget, got ${action === undefined ? 'nothing' : `'${action}'`}`, TX_USAGE);
+  }
+  if (action === 'list' && key !== undefined) throw new UsageError('tx list takes no key', TX_USAGE);
+  if (action !== 'list' && key === undefined) throw new UsageError(`tx ${action} needs the branch key (see metaq tx list)`, TX_USAGE);
+  if (extra.length > 0) throw new UsageError(`tx: unexpected ${extra.join(' ')}`, TX_USAGE);
+  if ((action === 'commit' || action === 'rollback') && (values.reason === undefined || values.reason.trim() === '')) {
+    throw new UsageError(`tx ${action} needs --reason "<why>": a heuristic decision overrides the coordinator`, TX_USAGE);
+  }
+  const adminUrl = (values.http ?? env['METAQ_ADMIN'] ?? DEFAULT_ADMIN_URL).replace(/\/+$/, '');
+  if (!/^https?:\/\//.test(adminUrl)) throw new UsageError(`tx: --http must be an http:// URL, got '${adminUrl}'`, TX_USAGE);
+  return { action, key, adminUrl, json: values.json === true, reason: values.reason };
+}
+
+interface Branch {
+  key: string;
+  uniqueQualifier?: string;
+  state: string;
+  messages: number;
+  preparedAgeSeconds?: number;
+}
+
+async function call(url: string, method: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  let response: Response;
+  try {
+    response = await fetch(url, { method });
+  } catch (error) {
+    const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
+    throw new CliError(`cannot reach the broker's HTTP gateway at ${url} (${cause}); is httpPort set in server.ini?`, { code: 'METAQ_ERR_CONNECTION' });
+  }
+  const text = await response.text();
+  try {
+    return { status: response.status, body: JSON.parse(text) as Record<string, unknown> };
+  } catch {
+    throw new CliError(`unexpected answer from ${url}: ${response.status} ${text.slice(0, 200)}`);
+  }
+}
+
+/** Runs `metaq tx`. */
+export async function runTx(options: TxOptions, ctx: CliContext): Promise<number> {
+  if (options.action === 'list') {
+    const { status, body } = await call(`${options.adminUrl}/api/transactions`, 'GET');
+    if (status !== 200) throw new CliError(`the broker answered ${status}: ${JSON.stringify(body)}`);
+    const branches = (body['branches'] ?? []) as Branch[];
+    if (options.json) {
+      await write(ctx.stdout, `${JSON.stringify(branches)}\n`);
+    } else if (branches.length === 0) {
+      await write(ctx.stdout, 'no prepared or heuristic branches\n');
+    } else {
+      const rows = branches.map((b) => [b.state, b.preparedAgeSeconds === undefined ? '-' : `${b.preparedAgeSeconds}s`, String(b.messages), b.key]);
+      const widths = [0, 1, 2].map((i) => Math.max(...[['STATE', 'AGE', 'MESSAGES'][i] ?? '', ...rows.map((r) => r[i] ?? '')].map((t) => t.length)));
+      const line = (r: readonly string[]): string => `${r.slice(0, 3).map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')}  ${r[3] ?? ''}`;
+      await write(ctx.stdout, `${[line(['STATE', 'AGE', 'MESSAGES', 'KEY']), ...rows.map(line)].join('\n')}\n`);
+    }
+    return 0;
+  }
+  const key = options.key ?? '';
+  const reasonQuery = options.reason === undefined ? '' : `?reason=${encodeURIComponent(options.reason)}`;
+  const { status, body } = await call(`${options.adminUrl}/api/transactions/${encodeURIComponent(key)}/${options.action}${reasonQuery}`, 'POST');
+  if (options.json) await write(ctx.stdout, `${JSON.stringify(body)}\n`);
+  if (status !== 200) throw new CliError(`tx ${options.action} ${key}: ${String(body['error'] ?? status)}${body['xaCode'] === undefined ? '' : ` (XA code ${String(body['xaCode'])})`}`);
+  if (!options.json) await write(ctx.stdout, `${options.action} ${key}: done\n`);
+  return 0;
+}
