@@ -89,6 +89,7 @@ export class PartitionLog {
   #closed = false;
   #appendedRecords = 0;
   #syncs = 0;
+  #durableWaiters: { offset: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
   /** Id of the last record found on disk at open time, if the active segment had one. */
   readonly recoveredLastId: bigint | undefined;
 
@@ -290,7 +291,7 @@ export class PartitionLog {
             this.#fail(new StoreIoError(`fdatasync of ${segment.path} failed; restart the broker to recover the log from disk`, error), batch);
             return;
           }
-          this.#durableEnd = this.#writtenEnd;
+          this.#setDurable(this.#writtenEnd);
         } else if (this.#flushCounter.appended(records)) {
           this.#startBackgroundFlush();
         }
@@ -340,6 +341,7 @@ export class PartitionLog {
     this.#log.error({ err: error }, 'partition log failed; appends are refused until restart');
     for (const w of inFlight) w.reject(error);
     for (const w of this.#queue.splice(0)) w.reject(error);
+    for (const w of this.#durableWaiters.splice(0)) w.reject(error);
   }
 
   #startBackgroundFlush(): void {
@@ -363,7 +365,32 @@ export class PartitionLog {
       throw this.#failure;
     }
     // A roll may have happened meanwhile; it synced the old segment itself.
-    if (target > this.#durableEnd && segment === this.#active) this.#durableEnd = target;
+    if (target > this.#durableEnd && segment === this.#active) this.#setDurable(target);
+  }
+
+  /**
+   * Resolves once every byte before `offset` is on disk. With group commit that is already
+   * true for every acknowledged append; with `unflushThreshold > 0` it waits for the next flush.
+   * (The transaction engine writes its APPLIED record only then: that record lets a replay skip
+   * a batch, so it must never reach the disk before the batch does.)
+   */
+  whenDurable(offset: number): Promise<void> {
+    if (offset <= this.#durableEnd) return Promise.resolve();
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    // No flush is forced: the next one (threshold, interval or roll) resolves it.
+    return new Promise((resolve, reject) => this.#durableWaiters.push({ offset, resolve, reject }));
+  }
+
+  #setDurable(offset: number): void {
+    if (offset <= this.#durableEnd) return;
+    this.#durableEnd = offset;
+    if (this.#durableWaiters.length === 0) return;
+    const waiting = this.#durableWaiters;
+    this.#durableWaiters = [];
+    for (const waiter of waiting) {
+      if (waiter.offset <= offset) waiter.resolve();
+      else this.#durableWaiters.push(waiter);
+    }
   }
 
   /** Freezes the full active segment (fully synced) and starts a new one after it. */
@@ -373,7 +400,7 @@ export class PartitionLog {
     // message id floor read it after a restart.
     this.#syncs += 1;
     await new Promise<void>((resolve, reject) => fs.fsync(old.fd, (e) => (e === null ? resolve() : reject(e))));
-    this.#durableEnd = old.end;
+    this.#setDurable(old.end);
     const next = await Segment.create(this.dir, old.end);
     await fsyncDirectory(this.dir);
     this.#segments.push(next);

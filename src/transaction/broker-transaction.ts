@@ -45,8 +45,6 @@ export class BrokerTransaction {
   batches: readonly CommitBatch[] | undefined;
   /** The commit in progress: a repeated COMMIT waits for it and answers the same. */
   committing: Promise<void> | undefined;
-  /** True once every batch is in its partition (the APPLIED record is handed to the journal). */
-  applied = false;
 
   constructor(init: BrokerTransactionInit) {
     this.key = init.key;

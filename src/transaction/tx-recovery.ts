@@ -157,7 +157,6 @@ export async function recoverTransactions(options: RecoverTransactionsOptions): 
         initialState: h.outcome === 'commit' ? TransactionState.HEURISTIC_COMMITTED : TransactionState.HEURISTIC_ROLLED_BACK,
         preparedAt: h.at,
       });
-      tx.applied = true;
       branches.push(tx);
     }
     return { dir, journal, branches, maxMessageId, counts: { replayedRecords: replayed, reappliedCommits: reapplied, fromCheckpoint: checkpoint !== undefined } };
