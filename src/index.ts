@@ -40,6 +40,18 @@ export {
   DEFAULT_TIMER_RESOLUTION_MS,
   FORBIDDEN_GROUP_CHARACTERS,
   MAX_FETCH_SIZE,
+  DEFAULT_TRANSACTION_TIMEOUT_SECONDS,
+  DEFAULT_TRANSACTION_REQUEST_TIMEOUT_MS,
+  DEFAULT_XA_TIMEOUT_SECONDS,
+  DEFAULT_UNIQUE_QUALIFIER_PREFIX,
+  defaultUniqueQualifier,
+  uniqueQualifierError,
+  LocalTransactionState,
+  XaBranchState,
+  XaCode,
+  xaCodeName,
+  XaFlags,
+  xidEquals,
 } from './client/index.js';
 
 export type {
@@ -76,4 +88,13 @@ export type {
   TransportConnector,
   TransportHandlers,
   ConnectOptions,
+  ProducerTransaction,
+  TransactionOptions,
+  LocalTransactionStateName,
+  LocalTransactionTransition,
+  XAResource,
+  XAResourceOptions,
+  XaBranchStateName,
+  XaBranchTransition,
+  Xid,
 } from './client/index.js';

@@ -7,7 +7,8 @@
  * - session/: the factory, its options and broker discovery (direct URL now, ZooKeeper later);
  * - producer/: `publish`/`send`, partition selectors;
  * - consumer/: the fetch loop per partition, retries and the recover store;
- * - offsets/: the OffsetStorage interface and the local-file storage.
+ * - offsets/: the OffsetStorage interface and the local-file storage;
+ * - transaction/: local transactions and the XA resource of a producer.
  */
 export { createMessageSessionFactory } from './session/session-factory.js';
 export type { MessageSessionFactory } from './session/session-factory.js';
@@ -56,3 +57,28 @@ export type { ConnectionSettings } from './transport/connection-options.js';
 export type { BackoffOptions } from './transport/backoff.js';
 export type { ConnectOptions, Transport, TransportConnector, TransportHandlers } from './transport/transport.js';
 export { connectTcp } from './transport/tcp-transport.js';
+export {
+  DEFAULT_TRANSACTION_REQUEST_TIMEOUT_MS,
+  DEFAULT_TRANSACTION_TIMEOUT_SECONDS,
+  DEFAULT_UNIQUE_QUALIFIER_PREFIX,
+  DEFAULT_XA_TIMEOUT_SECONDS,
+  defaultUniqueQualifier,
+  LocalTransactionState,
+  uniqueQualifierError,
+  XaBranchState,
+  XaCode,
+  xaCodeName,
+  XaFlags,
+  xidEquals,
+} from './transaction/index.js';
+export type {
+  LocalTransactionStateName,
+  LocalTransactionTransition,
+  ProducerTransaction,
+  TransactionOptions,
+  XaBranchStateName,
+  XaBranchTransition,
+  XAResource,
+  XAResourceOptions,
+  Xid,
+} from './transaction/index.js';

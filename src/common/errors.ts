@@ -41,6 +41,12 @@ export const ErrorCode = {
   ClientClosed: 'METAQ_ERR_CLIENT_CLOSED',
   /** A call was made in a state that does not allow it (e.g. send before publish). */
   IllegalState: 'METAQ_ERR_ILLEGAL_STATE',
+  /** An XA resource call failed; `xaCode` holds the X/Open code (XAER_RMFAIL = retry later). */
+  Xa: 'METAQ_ERR_XA',
+  /** A local transaction's commit (or rollback) got no answer: whether it happened is not known. */
+  TransactionOutcomeUnknown: 'METAQ_ERR_TX_OUTCOME_UNKNOWN',
+  /** The broker rolled the local transaction back (timeout, lost connection, restart) or never knew it. */
+  TransactionRolledBack: 'METAQ_ERR_TX_ROLLED_BACK',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -153,5 +159,54 @@ export class ClientClosedError extends MetaqError {
 export class IllegalStateError extends MetaqError {
   constructor(message: string) {
     super(ErrorCode.IllegalState, message);
+  }
+}
+
+/** XA_RETRY (4) and XAER_RMFAIL (-7): the two X/Open codes that mean "try the same call again later". */
+const RETRIABLE_XA_CODES: ReadonlySet<number> = new Set([4, -7]);
+
+/**
+ * An XA resource call failed (`javax.transaction.xa.XAException`): `xaCode` is the X/Open code a
+ * transaction manager acts on (XAER_NOTA -4, XAER_PROTO -6, XA_RBTIMEOUT 106, ...). Retriable
+ * only for XAER_RMFAIL (-7, the broker could not be reached or did not answer: the outcome is
+ * unknown, ask again) and XA_RETRY (4).
+ */
+export class XaError extends MetaqError {
+  /** The X/Open XA code (negative: XAER_*, 100–107: XA_RB*, 5–8: heuristics). */
+  readonly xaCode: number;
+
+  constructor(xaCode: number, message: string, options: { cause?: unknown } = {}) {
+    super(ErrorCode.Xa, message, { cause: options.cause, retriable: RETRIABLE_XA_CODES.has(xaCode) });
+    this.xaCode = xaCode;
+  }
+}
+
+/**
+ * A local transaction's commit or rollback got no answer (timeout, lost connection): the broker
+ * may or may not have done it. Never means "rolled back". When `retriable`, call the same method
+ * again: the broker answers a repeated commit of a committed transaction with OK.
+ */
+export class TransactionOutcomeUnknownError extends MetaqError {
+  /** The transaction key, `TX:<sessionId>:<counter>`. */
+  readonly transactionKey: string;
+
+  constructor(transactionKey: string, message: string, options: MetaqErrorOptions = {}) {
+    super(ErrorCode.TransactionOutcomeUnknown, message, { cause: options.cause, retriable: options.retriable ?? true });
+    this.transactionKey = transactionKey;
+  }
+}
+
+/**
+ * The broker rolled a local transaction back on its own (it timed out, the producer's connection
+ * closed, the broker restarted) or does not know it: none of its messages will ever be visible.
+ * Not retriable: begin a new transaction and send again.
+ */
+export class TransactionRolledBackError extends MetaqError {
+  /** The transaction key, `TX:<sessionId>:<counter>`. */
+  readonly transactionKey: string;
+
+  constructor(transactionKey: string, message: string, options: { cause?: unknown } = {}) {
+    super(ErrorCode.TransactionRolledBack, message, { cause: options.cause });
+    this.transactionKey = transactionKey;
   }
 }

@@ -46,6 +46,9 @@ export async function replayBatch(store: MessageStoreManager, batch: CommitBatch
   return found.present > 0 ? 'completed-partial' : 'appended';
 }
 
+/** Largest read of the replay search: a record of the largest message the broker accepts fits. */
+const MAX_REPLAY_READ = 512 * 1024 * 1024;
+
 /** How much of `batch` is in `log` from `batch.lowerBound` on. */
 async function findBatch(log: PartitionLog, batch: CommitBatch): Promise<{ offset: number | undefined; present: number }> {
   const first = batch.messages[0];
@@ -53,8 +56,9 @@ async function findBatch(log: PartitionLog, batch: CommitBatch): Promise<{ offse
   let offset = Math.max(batch.lowerBound, log.minOffset);
   let start: number | undefined;
   let present = 0;
+  let readSize = 4 * 1024 * 1024;
   while (offset < log.writtenOffset) {
-    const slice = await log.read(offset, 4 * 1024 * 1024);
+    const slice = await log.read(offset, readSize);
     if (slice.kind !== 'data') break;
     let pos = 0;
     for (;;) {
@@ -73,7 +77,15 @@ async function findBatch(log: PartitionLog, batch: CommitBatch): Promise<{ offse
       }
       pos += record.size;
     }
-    if (pos === 0) break;
+    if (pos === 0) {
+      // A record larger than the read (maxMessageSize may exceed 4 MiB): read again with room
+      // for it. Stopping here would report the batch absent and append it a second time.
+      if (slice.data.length === readSize && readSize < MAX_REPLAY_READ) {
+        readSize *= 2;
+        continue;
+      }
+      break;
+    }
     offset += pos;
   }
   return { offset: start, present };

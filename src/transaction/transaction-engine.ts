@@ -96,6 +96,12 @@ export class TransactionEngine implements TransactionHandler {
   readonly #wheel: TimeoutWheel;
   /** Commits whose APPLIED record is not journaled yet, by key. */
   readonly #unapplied = new Map<string, CommitRecord>();
+  /**
+   * Prepared branches whose commit (coordinator's or heuristic) is decided but not yet in
+   * #unapplied: checkpoints keep carrying them as prepared, since their PREPARE record may lie
+   * before the checkpoint's marker and their COMMIT record is not written yet.
+   */
+  readonly #decided = new Set<string>();
   readonly #localDurability;
 
   private constructor(options: TransactionEngineOptions, journal: TxJournal, checkpointer: TransactionCheckpointer, tombstones: OutcomeTombstones, log: Logger) {
@@ -142,9 +148,9 @@ export class TransactionEngine implements TransactionHandler {
   async put(request: PutRequest, key: TransactionKey, session: ConnectionSession): Promise<Reply> {
     const text = formatTransactionKey(key);
     const tx = this.#txs.get(text);
+    if (tx === undefined) return this.#answerFromTombstone(key.kind, text, 'put');
     const stats = this.#options.stats;
     stats.put(request.topic, request.data.length);
-    if (tx === undefined) return this.#answerFromTombstone(key.kind, text, 'put');
     if (request.partition === -1) {
       stats.putFailed(request.topic);
       return result(ResultCode.InternalServerError, 'a transactional put must name its partition; -1 is not allowed in a transaction');
@@ -153,6 +159,9 @@ export class TransactionEngine implements TransactionHandler {
     if (!checked.ok) return checked.reply;
     const refused = this.#refusal(tx, 'put');
     if (refused !== undefined) return refused;
+    // Still IN_USE while its PREPARE record is being forced, but that record is already encoded:
+    // a message staged now would be acknowledged yet missing from the branch after a crash.
+    if (tx.preparing) return txError(tx.kind, XaCode.XAER_PROTO, `cannot put into '${tx.key}' while it is being prepared`);
     tx.machine.apply('put');
     const id = this.#options.ids.next();
     tx.messages.push({ topic: request.topic, partition: checked.partition, id, flag: request.flag, data: request.data, checksum: checked.checksum });
@@ -181,9 +190,13 @@ export class TransactionEngine implements TransactionHandler {
     if (frame.transactionType === 'BEGIN') return this.#begin(key, text, frame, session);
     const tx = this.#txs.get(text);
     switch (frame.transactionType) {
-      case 'END':
-        // MetaQ sends END one-way and ignores it; answering OK is harmless and lets clients wait.
-        return OK;
+      case 'END': {
+        // MetaQ's client sends END one-way and MetaQ ignores it; answering lets clients wait,
+        // and for an XA branch the answer says whether it is still alive (XA_RBTIMEOUT, ...).
+        if (key.kind === 'local') return OK;
+        if (tx === undefined) return this.#answerFromTombstone('xa', text, 'end');
+        return this.#refusal(tx, 'end') ?? OK;
+      }
       case 'PREPARE':
         return tx === undefined ? this.#answerFromTombstone(key.kind, text, 'prepare') : this.#prepare(tx);
       case 'COMMIT_ONE_PHASE':
@@ -276,6 +289,7 @@ export class TransactionEngine implements TransactionHandler {
       this.#options.stats.totals.txCommit += 1;
       return OK;
     }
+    if (wasPrepared) this.#decided.add(tx.key);
     tx.committing = this.#applyCommit(tx, wasPrepared, false);
     try {
       await tx.committing;
@@ -311,6 +325,7 @@ export class TransactionEngine implements TransactionHandler {
     const record: CommitRecord = { ...identity(tx), wasPrepared, heuristic, batches };
     // From here until APPLIED is journaled, checkpoints must carry this commit.
     this.#unapplied.set(tx.key, record);
+    this.#decided.delete(tx.key);
     crashPoint('commit.before-log');
     const journaled = this.#journal
       .append(TxRecordType.COMMIT, encodeCommit(record), tx.kind === 'xa' || heuristic ? 'sync' : this.#localDurability)
@@ -383,9 +398,10 @@ export class TransactionEngine implements TransactionHandler {
     return result(ResultCode.Success, recoverResultBody(keys));
   }
 
-  /** Removes a finished branch and remembers its outcome. */
+  /** Removes a finished branch, disarms its timeout (a read-only vote skips the other cancels) and remembers its outcome. */
   #finish(tx: BrokerTransaction, outcome: Outcome): void {
     this.#txs.delete(tx.key);
+    this.#wheel.cancel(tx.key);
     this.#tombstones.record(tx.key, outcome);
   }
 
@@ -432,6 +448,7 @@ export class TransactionEngine implements TransactionHandler {
     const refused = this.#refusal(tx, event);
     if (refused !== undefined) return refused;
     tx.machine.apply(event);
+    if (outcome === 'commit') this.#decided.add(tx.key);
     await this.#journal.append(TxRecordType.HEURISTIC, encodeHeuristic({ ...identity(tx), outcome, at: this.#now() }), 'sync');
     if (outcome === 'commit') await this.#applyCommit(tx, true, true);
     this.#log.warn({ key, outcome, reason }, 'heuristic decision recorded by an operator');
@@ -466,15 +483,16 @@ export class TransactionEngine implements TransactionHandler {
     const heuristics = [];
     for (const tx of this.#txs.values()) {
       const id = identity(tx);
-      if (tx.state === TransactionState.PREPARED || tx.preparing) {
+      if (tx.state === TransactionState.PREPARED || tx.preparing || this.#decided.has(tx.key)) {
         prepared.push({ ...id, preparedAt: tx.preparedAt ?? this.#now(), messages: tx.messages });
-      } else if (tx.state === TransactionState.HEURISTIC_COMMITTED || tx.state === TransactionState.HEURISTIC_ROLLED_BACK) {
+      }
+      if (tx.state === TransactionState.HEURISTIC_COMMITTED || tx.state === TransactionState.HEURISTIC_ROLLED_BACK) {
         const outcome = tx.state === TransactionState.HEURISTIC_COMMITTED ? ('commit' as const) : ('rollback' as const);
         heuristics.push({ ...id, outcome, at: tx.preparedAt ?? 0 });
       }
     }
     const committing = [...this.#unapplied.values()];
-    return { prepared, committing, heuristics, tombstones: this.#tombstones.all().filter((t) => t.key.startsWith('XID:')) };
+    return { prepared, committing, heuristics, tombstones: this.#tombstones.all() };
   }
 
   /** Writes a checkpoint now (tests and shutdown). */

@@ -87,7 +87,7 @@ export async function recoverTransactions(options: RecoverTransactionsOptions): 
           const key = decodeKey(record.payload);
           const c = committing.get(key);
           committing.delete(key);
-          if (c !== undefined && !c.heuristic && c.kind === 'xa') tombstones.record(key, 'committed');
+          if (c !== undefined && !c.heuristic) tombstones.record(key, 'committed');
           break;
         }
         case TxRecordType.ROLLBACK: {
@@ -135,7 +135,7 @@ export async function recoverTransactions(options: RecoverTransactionsOptions): 
         log.info({ key: c.key, topic: batch.topic, partition: batch.partition, outcome }, 'recovery: commit batch checked');
       }
       await journal.append(TxRecordType.APPLIED, encodeKey(c.key), 'none');
-      if (!c.heuristic && c.kind === 'xa') tombstones.record(c.key, 'committed');
+      if (!c.heuristic) tombstones.record(c.key, 'committed');
       prepared.delete(c.key);
       reapplied += 1;
     }

@@ -3,15 +3,25 @@
  * messages as you like, concurrently. Sends share the factory's connection to each broker and
  * are pipelined on it; nothing is retried automatically, because a send that failed with a
  * connection error may still have been stored (MetaQ retries nothing either).
+ *
+ * Transactions (docs/transactions.md, "Client API"): `beginTransaction()` for a local
+ * transaction, `getXAResource()` for a branch of a two-phase commit; both live in
+ * src/client/transaction/ and reach the broker through this producer (its {@link TransactionHost}
+ * side), so that `close()` waits for their requests and rolls back open local transactions.
  */
 import { ClientClosedError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
 import { topicNameError } from '../../common/config/index.js';
 import { encodeMessageData } from '../../protocol/message-data.js';
 import { messageChecksum } from '../../protocol/record.js';
+import type { TransactionKey } from '../../protocol/transaction-key.js';
 import type { Message, SendResult } from '../message.js';
 import type { PartitionRef } from '../session/broker-discovery.js';
 import type { Closable, SessionContext } from '../session/session-context.js';
-import type { RequestOwner } from '../transport/request.js';
+import type { OpaquelessRequest, RequestOwner, ResponseInterpreter } from '../transport/request.js';
+import { createProducerTransaction, type ProducerTransaction, type TransactionOptions } from '../transaction/producer-transaction.js';
+import { LocalKeyGenerator } from '../transaction/session-id.js';
+import type { ProducerBound, TransactionHost } from '../transaction/transaction-host.js';
+import { createXaResource, type XAResource, type XAResourceOptions } from '../transaction/xa-resource.js';
 import { roundRobinSelector, type PartitionSelector } from './partition-selectors.js';
 import { interpretPut } from './put-response.js';
 
@@ -52,7 +62,30 @@ export interface MessageProducer {
    *   {@link ClientClosedError} after `close()`.
    */
   send(message: Message, options?: SendOptions): Promise<SendResult>;
-  /** Refuses new sends and resolves once every send in flight has settled. Idempotent. */
+  /**
+   * Starts a local transaction (nothing is sent before its first `send`). Several may be open
+   * at once; each has its own key `TX:<sessionId>:<n>`. See docs/transactions.md "Client API".
+   *
+   * @throws {InvalidArgumentError} for bad options; {@link ClientClosedError} after `close()`.
+   */
+  beginTransaction(options?: TransactionOptions): ProducerTransaction;
+  /**
+   * An XA resource (`javax.transaction.xa.XAResource`) on one broker, for a transaction
+   * manager; `xaResource.send(xid, message)` puts messages into a branch. Call after
+   * `publish()` of the topics you will send, so the broker can be chosen among those hosting
+   * all of them.
+   *
+   * @throws {InvalidArgumentError} for a bad unique qualifier or option; {@link IllegalStateError}
+   *   when no broker is known yet; {@link ClientClosedError} after `close()`.
+   */
+  getXAResource(options?: XAResourceOptions): XAResource;
+  /** The producer's session id, `<host>-<epochMs>-<pid>.<n>` (the middle of its local transaction keys). */
+  readonly sessionId: string;
+  /**
+   * Refuses new sends, rolls back this producer's open local transactions (XA branches are left
+   * to their transaction manager), and resolves once every request in flight has settled.
+   * Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -67,11 +100,13 @@ interface TopicState {
   resolving: Promise<readonly PartitionRef[]> | undefined;
 }
 
-class Producer implements MessageProducer, RequestOwner, Closable {
+class Producer implements MessageProducer, TransactionHost, RequestOwner, Closable {
   readonly selector: PartitionSelector;
   readonly #context: SessionContext;
   readonly #timeoutMs: number;
   readonly #topics = new Map<string, TopicState>();
+  readonly #bound = new Set<ProducerBound>();
+  #keys: LocalKeyGenerator | undefined;
   #inFlight = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -107,9 +142,91 @@ class Producer implements MessageProducer, RequestOwner, Closable {
     }
   }
 
+  beginTransaction(options?: TransactionOptions): ProducerTransaction {
+    if (this.#closed) throw new ClientClosedError('The producer');
+    return createProducerTransaction(this, options);
+  }
+
+  getXAResource(options?: XAResourceOptions): XAResource {
+    if (this.#closed) throw new ClientClosedError('The producer');
+    return createXaResource(this, options);
+  }
+
+  get sessionId(): string {
+    return this.keys.sessionId;
+  }
+
+  // TransactionHost: what transactions and XA resources use (see transaction-host.ts).
+
+  get keys(): LocalKeyGenerator {
+    // Created on first use: finding the local address is not free, and most producers never need it.
+    this.#keys ??= new LocalKeyGenerator();
+    return this.#keys;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get sendTimeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  async partitionsFor(topic: string): Promise<readonly PartitionRef[]> {
+    if (this.#closed) throw new ClientClosedError('The producer');
+    const state = this.#topics.get(topic);
+    if (state === undefined) throw new IllegalStateError(`Call producer.publish('${topic}') before sending to topic '${topic}'`);
+    return this.#resolve(topic, state);
+  }
+
+  publishedBrokerUrls(): readonly string[] {
+    let common: Set<string> | undefined;
+    for (const state of this.#topics.values()) {
+      if (state.partitions === undefined) continue;
+      const urls = new Set(state.partitions.map((p) => p.brokerUrl));
+      common = common === undefined ? urls : new Set([...common].filter((url) => urls.has(url)));
+    }
+    return common === undefined ? [] : [...common].sort();
+  }
+
+  knownBrokerUrls(): readonly string[] {
+    return this.#context.discovery.brokerUrls();
+  }
+
+  putInTransaction(ref: PartitionRef, message: Message, key: TransactionKey, timeoutMs: number): Promise<SendResult> {
+    try {
+      const { topic, data, flag } = encodeOutgoing(message);
+      const connection = this.#context.pool.get(ref.brokerUrl);
+      this.#inFlight += 1;
+      return connection.request({ type: 'put', topic, partition: ref.partition, data, flag, checksum: messageChecksum(data), transactionKey: key }, timeoutMs, interpretPut, this);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  request<T>(brokerUrl: string, frame: OpaquelessRequest, timeoutMs: number, interpret: ResponseInterpreter<T>): Promise<T> {
+    try {
+      const connection = this.#context.pool.get(brokerUrl);
+      this.#inFlight += 1;
+      return connection.request(frame, timeoutMs, interpret, this);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  bind(bound: ProducerBound): () => void {
+    this.#bound.add(bound);
+    return () => {
+      this.#bound.delete(bound);
+    };
+  }
+
   close(): Promise<void> {
     this.#closed = true;
     this.#closing ??= (async () => {
+      // Open local transactions are rolled back explicitly: the connection is shared, so the
+      // broker would otherwise keep them until they time out.
+      await Promise.all([...this.#bound].map((bound) => bound.producerClosing()));
       if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
       this.#context.release(this);
     })();
@@ -123,17 +240,9 @@ class Producer implements MessageProducer, RequestOwner, Closable {
   }
 
   #put(message: Message, partitions: readonly PartitionRef[], timeoutMs: number): Promise<SendResult> {
-    const { topic, data: raw } = message;
-    const payload = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
-    if (!Buffer.isBuffer(payload)) throw new InvalidArgumentError(`send: message.data must be a Buffer or a string (topic '${topic}')`);
-    if (message.attribute !== undefined && typeof message.attribute !== 'string') {
-      throw new InvalidArgumentError(`send: message.attribute must be a string (topic '${topic}')`);
-    }
+    const { topic, data, flag } = encodeOutgoing(message);
     if (partitions.length === 0) throw new IllegalStateError(`No partition of topic '${topic}' is available`);
     const ref = partitions.length === 1 ? (partitions[0] as PartitionRef) : this.selector.select(topic, partitions, message);
-    let data = payload;
-    let flag = 0;
-    if (message.attribute !== undefined) ({ data, flag } = encodeMessageData(payload, message.attribute));
     const connection = this.#context.pool.get(ref.brokerUrl);
     this.#inFlight += 1;
     return connection.request(
@@ -159,4 +268,21 @@ class Producer implements MessageProducer, RequestOwner, Closable {
     );
     return state.resolving;
   }
+}
+
+/**
+ * A message's wire data and flag (the attribute block first when there is one).
+ *
+ * @throws {InvalidArgumentError} for data that is not a Buffer or string, or a non-string attribute.
+ */
+function encodeOutgoing(message: Message): { topic: string; data: Buffer; flag: number } {
+  const { topic, data: raw } = message;
+  const payload = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
+  if (!Buffer.isBuffer(payload)) throw new InvalidArgumentError(`send: message.data must be a Buffer or a string (topic '${topic}')`);
+  if (message.attribute !== undefined && typeof message.attribute !== 'string') {
+    throw new InvalidArgumentError(`send: message.attribute must be a string (topic '${topic}')`);
+  }
+  if (message.attribute === undefined) return { topic, data: payload, flag: 0 };
+  const encoded = encodeMessageData(payload, message.attribute);
+  return { topic, data: encoded.data, flag: encoded.flag };
 }
