@@ -96,6 +96,8 @@ export class TransactionEngine implements TransactionHandler {
   readonly #wheel: TimeoutWheel;
   /** Commits whose APPLIED record is not journaled yet, by key. */
   readonly #unapplied = new Map<string, CommitRecord>();
+  /** APPLIED records waiting for their batches to reach the disk. */
+  readonly #recording = new Set<Promise<void>>();
   /**
    * Prepared branches whose commit (coordinator's or heuristic) is decided but not yet in
    * #unapplied: checkpoints keep carrying them as prepared, since their PREPARE record may lie
@@ -338,7 +340,9 @@ export class TransactionEngine implements TransactionHandler {
       applied = await applyBatches(this.#options.store, batches);
     }
     crashPoint('commit.after-append');
-    void this.#recordApplied(tx.key, applied);
+    const recording = this.#recordApplied(tx.key, applied);
+    this.#recording.add(recording);
+    void recording.finally(() => this.#recording.delete(recording));
     if (!heuristic) {
       tx.machine.apply('commitApplied');
       this.#finish(tx, 'committed');
@@ -500,10 +504,17 @@ export class TransactionEngine implements TransactionHandler {
     return this.#checkpointer.checkpoint(this.snapshot());
   }
 
-  /** Stops timers, writes a final checkpoint and closes the journal. */
+  /**
+   * Stops timers, lets pending APPLIED records go out (flushing the partitions they wait for),
+   * writes a final checkpoint and closes the journal. The caller closes the store afterwards.
+   */
   async close(): Promise<void> {
     this.#wheel.stop();
     this.#checkpointer.stop();
+    if (this.#recording.size > 0) {
+      await this.#options.store.flushAll().catch((error: unknown) => this.#log.warn({ err: error }, 'flushing partitions at shutdown failed'));
+      await Promise.allSettled([...this.#recording]);
+    }
     await this.checkpoint().catch((error: unknown) => this.#log.warn({ err: error }, 'final checkpoint failed; the journal will be replayed at start-up'));
     await this.#journal.close();
   }
