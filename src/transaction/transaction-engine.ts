@@ -308,12 +308,11 @@ export class TransactionEngine implements TransactionHandler {
    * Journals the decided batches and appends them, then finishes the branch; the APPLIED record
    * follows once the batches are on disk (see #recordApplied).
    *
-   * Order: for XA the COMMIT record is forced BEFORE any append, because a PREPARE record
-   * exists: after a crash, batches in the partitions without a COMMIT record would come back as
-   * a prepared branch and be appended a second time at the coordinator's retry. A local
-   * transaction has no PREPARE record, so its COMMIT record and its appends may overlap: after a
-   * crash, data without a COMMIT record is simply a committed transaction, and a COMMIT record
-   * without data is replayed. That overlap saves one fsync latency per local commit.
+   * Order: the COMMIT record is written (for XA: forced) BEFORE any append. Otherwise a crash
+   * between two partitions' appends could leave part of a transaction visible with no record
+   * from which to complete it, and for XA the appended batches would come back as a prepared
+   * branch and be appended again at the coordinator's retry. (Overlapping the record with the
+   * appends for local transactions was tried and broke atomicity exactly that way.)
    */
   async #applyCommit(tx: BrokerTransaction, wasPrepared: boolean, heuristic: boolean): Promise<void> {
     const batches: CommitBatch[] = [];
@@ -332,13 +331,8 @@ export class TransactionEngine implements TransactionHandler {
     const journaled = this.#journal
       .append(TxRecordType.COMMIT, encodeCommit(record), tx.kind === 'xa' || heuristic ? 'sync' : this.#localDurability)
       .then(() => crashPoint('commit.after-log'));
-    let applied: AppliedBatch[];
-    if (tx.kind === 'local' && !heuristic) {
-      [, applied] = await Promise.all([journaled, applyBatches(this.#options.store, batches)]);
-    } else {
-      await journaled;
-      applied = await applyBatches(this.#options.store, batches);
-    }
+    await journaled;
+    const applied: AppliedBatch[] = await applyBatches(this.#options.store, batches);
     crashPoint('commit.after-append');
     const recording = this.#recordApplied(tx.key, applied);
     this.#recording.add(recording);
