@@ -15,9 +15,9 @@ const logger = componentLogger('test');
 let dir: { path: string; remove: () => Promise<void> };
 let log: PartitionLog;
 
-beforeEach(async () => {
-  dir = await makeTempDir();
-  log = await PartitionLog.open({
+/** The log under test: 1000-byte segments, group commit. */
+function openLog(): Promise<PartitionLog> {
+  return PartitionLog.open({
     topic: 't',
     partition: 0,
     dir: dir.path,
@@ -27,6 +27,11 @@ beforeEach(async () => {
     unflushInterval: 1000,
     logger,
   });
+}
+
+beforeEach(async () => {
+  dir = await makeTempDir();
+  log = await openLog();
   // 120-byte records, roll every 9: segments at 0, 1080, 2160, 3240 (active).
   for (let i = 0; i < 30; i++) await log.append({ id: BigInt(i + 1), flag: 0, data: Buffer.alloc(100, i) });
 });
@@ -103,16 +108,7 @@ describe('retention', () => {
     age(1080, now, 1);
     await applyRetention(log, parseDeletePolicy('archive,168'), now, logger);
     await log.close();
-    log = await PartitionLog.open({
-      topic: 't',
-      partition: 0,
-      dir: dir.path,
-      maxSegmentSize: 1000,
-      maxRecordDataLength: 1 << 20,
-      unflushThreshold: 0,
-      unflushInterval: 1000,
-      logger,
-    });
+    log = await openLog();
     assert.equal(log.minOffset, 1080);
     assert.equal(log.maxOffset, 3600);
   });
