@@ -337,22 +337,32 @@ describe('client tx: local transaction', () => {
     assert.equal(tx.state, 'ROLLED_BACK');
   });
 
-  it('retries BEGIN on the next send when it failed', async () => {
+  it('pipelines BEGIN with the first put; a refused BEGIN is retried on the next send', async () => {
     const host = new FakeHost();
     const { tx } = local(host);
     let first = true;
     host.script = (frame) => {
       if (frame.type === 'transaction' && frame.transactionType === 'BEGIN' && first) {
         first = false;
-        return timeout();
+        return fail('timer capacity exceeded');
       }
+      if (frame.type === 'put' && host.wire().filter((w) => w === 'BEGIN').length === 1) return fail('Transaction not started');
       return undefined;
     };
-    await rejects(tx.send(msg('a')), RequestTimeoutError);
-    assert.equal(tx.state, 'IN_TRANSACTION', 'nothing can be staged without BEGIN: not abort-only');
+    const refused = await rejects(tx.send(msg('a')), BrokerError);
+    assert.match(refused.message, /timer capacity/);
+    assert.equal(tx.state, 'IN_TRANSACTION', 'nothing was staged without BEGIN: not abort-only');
     await tx.send(msg('b'));
     await tx.commit();
-    assert.deepEqual(host.wire(), ['BEGIN', 'BEGIN', 'put', 'COMMIT_ONE_PHASE']);
+    assert.deepEqual(host.wire(), ['BEGIN', 'put', 'BEGIN', 'put', 'COMMIT_ONE_PHASE']);
+  });
+
+  it('a BEGIN without an answer leaves the pipelined put in doubt: abort-only', async () => {
+    const host = new FakeHost();
+    const { tx } = local(host);
+    host.script = (frame) => (frame.type === 'transaction' && frame.transactionType === 'BEGIN' ? timeout() : undefined);
+    await rejects(tx.send(msg('a')), RequestTimeoutError);
+    assert.equal(tx.state, 'ABORT_ONLY');
   });
 
   it('a rollback without an answer counts as done when no commit was sent; after a commit in doubt it does not', async () => {

@@ -193,9 +193,21 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
     const partitions = await this.#host.partitionsFor(message.topic);
     const ref = selectTransactionalPartition(this.#host.selector, message, partitions, this.#brokerUrl);
     this.#brokerUrl ??= ref.brokerUrl;
-    await this.#ensureBegun(this.#brokerUrl);
+    // BEGIN is pipelined with the first put: both are queued on the broker's one connection in
+    // this order, and the broker handles a connection's frames in order, so the put finds the
+    // transaction begun. That saves a round trip per transaction. If BEGIN fails, the put is
+    // refused as "not started"; the caller gets BEGIN's error, which says why. A BEGIN without
+    // an answer leaves the put in doubt too (both may have been handled): abort-only.
+    const begun = this.#ensureBegun(this.#brokerUrl);
+    const put = this.#host.putInTransaction(ref, message, this.#key, timeoutMs);
     try {
-      return await this.#host.putInTransaction(ref, message, this.#key, timeoutMs);
+      await begun;
+    } catch (error) {
+      put.catch(() => undefined);
+      throw isTransportFailure(error) ? this.#sendFailed(error) : error;
+    }
+    try {
+      return await put;
     } catch (error) {
       throw this.#sendFailed(error);
     }
