@@ -50,7 +50,9 @@ export class TransactionCheckpointer {
    */
   checkpoint(snapshot: EngineSnapshot): Promise<void> {
     const payload = encodeSnapshot(snapshot);
-    const marker = this.#journal.append(TxRecordType.CHECKPOINT, Buffer.alloc(0), 'none');
+    // Forced: the checkpoint file is fsynced, so after a power loss it must not point past the
+    // journal's durable end (replay would start beyond the surviving records). One fsync per interval.
+    const marker = this.#journal.append(TxRecordType.CHECKPOINT, Buffer.alloc(0), 'sync');
     const previous = this.#running ?? Promise.resolve();
     const run = previous.then(async () => {
       const position = await marker;

@@ -1,0 +1,402 @@
+/**
+ * One PostgreSQL participant of one live XA transaction (transactions.md §5.4): a pool client
+ * pinned from `begin` until the branch is prepared, committed one-phase or rolled back.
+ *
+ * pgjdbc's mapping, with node-postgres: start → `BEGIN`; work → statements on the pinned client;
+ * prepare → marker row + `PREPARE TRANSACTION '<gid>'`, then the client goes back to the pool
+ * (the prepared transaction is no longer bound to the session); one-phase commit → `COMMIT`;
+ * rollback → `ROLLBACK`. Prepared branches are finished through the resource
+ * (`COMMIT PREPARED` / `ROLLBACK PREPARED` on any connection).
+ *
+ * State diagram:
+ *
+ * ```text
+ * active ──end(true)──▶ ended ──prepare──▶ prepared            (client released)
+ *   │                     │    └─commitOnePhase─▶ committed      (client released)
+ *   │                     └─(no work)──────────▶ read-only      (client released)
+ *   └─end(false) / rollback / failed prepare ──▶ rolled-back    (client released)
+ * connection lost during PREPARE ─▶ prepare-unknown; during one-phase COMMIT ─▶ commit-unknown
+ * ```
+ */
+import type { PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
+import { XaCode } from '../../client/transaction/xa-codes.js';
+import { xaError } from '../../client/transaction/xa-errors.js';
+import type { XaError } from '../../common/errors.js';
+import type { Branch, PhaseTwoOutcome, PrepareVote, ResourceId } from '../resource.js';
+import type { Xid } from '../xid.js';
+import { isPostgresConnectionError, sqlStateOf } from './connection-errors.js';
+import { describePgError, phaseOneFailure, rollbackCodeOfSqlState, SQLSTATE_IN_FAILED_TRANSACTION, SQLSTATE_UNDEFINED_TABLE } from './error-mapping.js';
+import { pgGidLiteral } from './gid.js';
+import type { MarkerTableSql } from './marker-table.js';
+import type { PinnedClient } from './pinned-client.js';
+
+/** Where a {@link PostgresBranch} is in its life; see the module comment. */
+export type PostgresBranchState = 'active' | 'ended' | 'prepared' | 'committed' | 'rolled-back' | 'read-only' | 'prepare-unknown' | 'commit-unknown';
+
+/** What a branch needs from the resource that created it. */
+export interface PostgresBranchContext {
+  readonly resourceId: ResourceId;
+  readonly markers: MarkerTableSql;
+  /** `ROLLBACK PREPARED` through the resource: {@link PostgresBranch.rollback} of a prepared branch uses it. */
+  readonly rollbackPrepared: (xid: Xid) => Promise<PhaseTwoOutcome>;
+}
+
+/**
+ * A PostgreSQL branch. Do the transaction's SQL through {@link query} (or {@link client}), then
+ * let the transaction manager drive `end` / `prepare` / commit / rollback.
+ *
+ * Every method rejects with an `XaError` (the work-phase {@link query} rejects with pg's own
+ * error, so application code sees PostgreSQL's message and SQLSTATE unchanged).
+ */
+export class PostgresBranch implements Branch {
+  readonly resourceId: ResourceId;
+  readonly xid: Xid;
+  /** The PostgreSQL gid (`formatId_base64(gtrid)_base64(bqual)`), validated. */
+  readonly gid: string;
+  #pinned: PinnedClient;
+  #context: PostgresBranchContext;
+  #state: PostgresBranchState = 'active';
+  #hasWork = false;
+  #busy: string | undefined;
+  /** Why the branch is rolled back, answered to a later prepare / one-phase commit. */
+  #rollbackReason: XaError | undefined;
+
+  /** Use `PostgresResource.begin`, which validates the gid and runs `BEGIN` on `pinned`. */
+  constructor(context: PostgresBranchContext, xid: Xid, gid: string, pinned: PinnedClient) {
+    this.resourceId = context.resourceId;
+    this.xid = xid;
+    this.gid = gid;
+    this.#pinned = pinned;
+    this.#context = context;
+  }
+
+  /** True once a statement ran (or {@link client} was handed out): the branch must be prepared or committed. */
+  get hasWork(): boolean {
+    return this.#hasWork;
+  }
+
+  /** Where the branch is in its life. */
+  get state(): PostgresBranchState {
+    return this.#state;
+  }
+
+  /**
+   * The pinned pg client, for libraries that need one (query builders, ORMs). Everything they
+   * run is part of the branch. Counts as work (the branch cannot see what the library does).
+   * Do not run `COMMIT`/`ROLLBACK`/`PREPARE TRANSACTION` on it, and do not release it.
+   *
+   * @throws XaError XAER_PROTO after `end`, or while a phase call runs.
+   */
+  get client(): PoolClient {
+    this.#requireWorkPhase('client');
+    this.#hasWork = true;
+    return this.#pinned.client;
+  }
+
+  /**
+   * Runs one statement in the branch, like `pg.Client.query(text, values)`.
+   *
+   * @throws XaError XAER_PROTO after `end`; otherwise pg's error unchanged. A failed statement
+   * aborts the PostgreSQL transaction (unless rolled back to a savepoint): prepare then answers
+   * XA_RBROLLBACK.
+   */
+  async query<R extends QueryResultRow = QueryResultRow>(textOrConfig: string | QueryConfig<unknown[]>, values?: unknown[]): Promise<QueryResult<R>> {
+    this.#requireWorkPhase('query');
+    this.#hasWork = true;
+    try {
+      return await this.#pinned.client.query<R, unknown[]>(textOrConfig, values);
+    } catch (err) {
+      throw this.#pinned.noteError(err);
+    }
+  }
+
+  /**
+   * XA `end`. `success` true ends the work phase (a branch without work gives its client back
+   * right away and will vote read-only); false rolls the transaction back now — why keep its
+   * locks until the manager gets round to it — and makes `prepare` answer XA_RBROLLBACK.
+   */
+  async end(success: boolean): Promise<void> {
+    if (this.#state !== 'active' && this.#state !== 'ended') return;
+    await this.#exclusive('end', async () => {
+      if (!success) {
+        await this.#rollbackAndRelease(xaError(XaCode.XA_RBROLLBACK, `${this.#what('prepare')}: the branch was ended with failure (end(false)) and rolled back`));
+      } else if (!this.#hasWork) {
+        await this.#rollbackAndRelease(undefined);
+        this.#state = 'read-only';
+      } else {
+        this.#state = 'ended';
+      }
+    });
+  }
+
+  /**
+   * Phase one: inserts the marker row, then `PREPARE TRANSACTION '<gid>'`, then gives the client
+   * back to the pool. Idempotent once prepared.
+   *
+   * @returns `ok`, or `read-only` when no statement ran (nothing to commit; the branch is finished).
+   * @throws XaError XA_RB* when PostgreSQL rolled the transaction back instead (XA_RBINTEGRITY for
+   * a deferred constraint, XA_RBDEADLOCK, XA_RBTRANSIENT for a serialization failure,
+   * XA_RBCOMMFAIL when the connection was lost before PREPARE was sent, XA_RBROLLBACK otherwise);
+   * XAER_RMFAIL when the connection was lost during PREPARE (it may or may not be prepared:
+   * finish it with `rollbackPrepared`, which answers `rolled-back` if it is not);
+   * XAER_PROTO in a state that does not allow prepare.
+   */
+  async prepare(): Promise<PrepareVote> {
+    return this.#exclusive('prepare', async () => {
+      switch (this.#state) {
+        case 'prepared':
+          return 'ok';
+        case 'read-only':
+          return 'read-only';
+        case 'rolled-back':
+          throw this.#rolledBackError('prepare');
+        case 'committed':
+        case 'prepare-unknown':
+        case 'commit-unknown':
+          throw this.#protocolError('prepare');
+        case 'active':
+        case 'ended':
+          break;
+      }
+      if (!this.#hasWork) {
+        // PostgreSQL has no read-only vote of its own; nothing ran, so there is nothing to keep.
+        await this.#rollbackAndRelease(undefined);
+        this.#state = 'read-only';
+        return 'read-only';
+      }
+      await this.#checkStillInTransaction('prepare');
+      const client = this.#pinned.client;
+      try {
+        await client.query(this.#context.markers.insert, [this.gid]);
+      } catch (err) {
+        throw await this.#failBeforeCommit('prepare', err);
+      }
+      // Built from the validated gid and escaped anyway: PREPARE TRANSACTION cannot take $1.
+      const statement = `PREPARE TRANSACTION ${pgGidLiteral(client, this.gid)}`;
+      let result: QueryResult;
+      try {
+        result = await client.query(statement);
+      } catch (err) {
+        if (isPostgresConnectionError(this.#pinned.noteError(err))) {
+          this.#pinned.release();
+          this.#state = 'prepare-unknown';
+          throw phaseOneFailure(err, this.#what('prepare'));
+        }
+        // "If PREPARE TRANSACTION fails for any reason, it becomes a ROLLBACK."
+        const failure = phaseOneFailure(err, this.#what('prepare'));
+        await this.#rollbackAndRelease(failure);
+        throw failure;
+      }
+      // Why check the command tag: in an aborted transaction block (or outside one) PostgreSQL
+      // does not raise an error for PREPARE TRANSACTION; it rolls back and answers "ROLLBACK".
+      // Taking that for a "yes" vote would commit everything else and lose this branch.
+      if (result.command !== 'PREPARE') {
+        const failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what('prepare')}: PostgreSQL answered ${result.command} instead of PREPARE: the transaction had already failed and was rolled back`);
+        await this.#rollbackAndRelease(failure);
+        throw failure;
+      }
+      this.#pinned.release();
+      this.#state = 'prepared';
+      return 'ok';
+    });
+  }
+
+  /**
+   * The one-phase optimisation: `COMMIT` (no marker: there is no phase two to resolve).
+   * Idempotent once committed; a branch without work just gives its client back.
+   *
+   * @throws XaError XA_RB* when PostgreSQL rolled back instead (deferred constraint,
+   * serialization failure, an earlier failed statement); XAER_RMFAIL when the connection was lost
+   * during COMMIT (the outcome is unknown and, without a prepared transaction, cannot be found
+   * out later: a repeated call answers XAER_PROTO); XAER_PROTO for a prepared branch
+   * (use the resource's `commitPrepared`).
+   */
+  async commitOnePhase(): Promise<void> {
+    await this.#exclusive('commitOnePhase', async () => {
+      switch (this.#state) {
+        case 'committed':
+        case 'read-only':
+          return;
+        case 'rolled-back':
+          throw this.#rolledBackError('commitOnePhase');
+        case 'prepared':
+        case 'prepare-unknown':
+        case 'commit-unknown':
+          throw this.#protocolError('commitOnePhase');
+        case 'active':
+        case 'ended':
+          break;
+      }
+      if (!this.#hasWork) {
+        await this.#rollbackAndRelease(undefined);
+        this.#state = 'read-only';
+        return;
+      }
+      await this.#checkStillInTransaction('commitOnePhase');
+      let result: QueryResult;
+      try {
+        result = await this.#pinned.client.query('COMMIT');
+      } catch (err) {
+        if (isPostgresConnectionError(this.#pinned.noteError(err))) {
+          this.#pinned.release();
+          this.#state = 'commit-unknown';
+          throw phaseOneFailure(err, this.#what('commitOnePhase'));
+        }
+        const failure = phaseOneFailure(err, this.#what('commitOnePhase'));
+        await this.#rollbackAndRelease(failure);
+        throw failure;
+      }
+      // Same trap as PREPARE: COMMIT of an aborted transaction answers "ROLLBACK", no error.
+      if (result.command !== 'COMMIT') {
+        const failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what('commitOnePhase')}: PostgreSQL answered ${result.command} instead of COMMIT: the transaction had already failed and was rolled back`);
+        await this.#rollbackAndRelease(failure);
+        throw failure;
+      }
+      this.#pinned.release();
+      this.#state = 'committed';
+    });
+  }
+
+  /**
+   * Rolls the branch back: `ROLLBACK` and release. Never fails for an unprepared branch: if the
+   * connection is gone, PostgreSQL rolled the transaction back when the session ended. A
+   * prepared branch (or one whose PREPARE outcome is unknown) is rolled back with
+   * `ROLLBACK PREPARED` through the resource. Idempotent.
+   *
+   * @throws XaError XAER_PROTO after a one-phase commit (or one with an unknown outcome);
+   * XA_HEURCOM when an administrator committed the prepared transaction; the resource's
+   * XAER_RMFAIL / XAER_RMERR for a prepared branch it could not roll back.
+   */
+  async rollback(): Promise<void> {
+    await this.#exclusive('rollback', async () => {
+      switch (this.#state) {
+        case 'rolled-back':
+        case 'read-only':
+          return;
+        case 'committed':
+        case 'commit-unknown':
+          throw this.#protocolError('rollback');
+        case 'prepared':
+        case 'prepare-unknown': {
+          const outcome = await this.#context.rollbackPrepared(this.xid);
+          if (outcome !== 'rolled-back') {
+            throw xaError(XaCode.XA_HEURCOM, `${this.#what('rollback')}: ROLLBACK PREPARED found the transaction ${outcome === 'heuristic-commit' ? 'committed (by an administrator)' : outcome}`);
+          }
+          this.#state = 'rolled-back';
+          return;
+        }
+        case 'active':
+        case 'ended':
+          await this.#rollbackAndRelease(xaError(XaCode.XA_RBROLLBACK, `${this.#what('prepare')}: the branch was rolled back`));
+      }
+    });
+  }
+
+  /** `prepare of <gid> on postgres:<name>`. */
+  #what(operation: string): string {
+    return `${operation} of ${this.gid} on ${this.resourceId}`;
+  }
+
+  #requireWorkPhase(operation: string): void {
+    if (this.#state !== 'active') throw this.#protocolError(operation);
+    if (this.#busy !== undefined) throw xaError(XaCode.XAER_PROTO, `${this.#what(operation)}: ${this.#busy} is in progress`);
+  }
+
+  /** Runs one state-changing call at a time: a second concurrent one is a protocol error. */
+  async #exclusive<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#busy !== undefined) throw xaError(XaCode.XAER_PROTO, `${this.#what(operation)}: ${this.#busy} is in progress on this branch`);
+    this.#busy = operation;
+    try {
+      return await fn();
+    } finally {
+      this.#busy = undefined;
+    }
+  }
+
+  #protocolError(operation: string): XaError {
+    return xaError(XaCode.XAER_PROTO, `${this.#what(operation)}: not allowed in state ${this.#state}`);
+  }
+
+  #rolledBackError(operation: string): XaError {
+    const reason = this.#rollbackReason;
+    if (reason !== undefined) return xaError(reason.xaCode, `${this.#what(operation)}: the branch was rolled back earlier: ${reason.message}`, reason);
+    return xaError(XaCode.XA_RBROLLBACK, `${this.#what(operation)}: the branch was rolled back earlier`);
+  }
+
+  /**
+   * Before PREPARE / COMMIT: the connection must be alive and the session inside a healthy
+   * transaction block. Fails (rolling back and releasing) otherwise.
+   */
+  async #checkStillInTransaction(operation: string): Promise<void> {
+    if (this.#pinned.broken) {
+      const failure = xaError(
+        XaCode.XA_RBCOMMFAIL,
+        `${this.#what(operation)}: the connection to PostgreSQL was lost during the work phase (${describePgError(this.#pinned.brokenBy)}); PostgreSQL rolled the transaction back`,
+        this.#pinned.brokenBy,
+      );
+      await this.#rollbackAndRelease(failure);
+      throw failure;
+    }
+    // 'E': a statement failed and the block is aborted; 'I': the application ended the block
+    // itself (COMMIT/ROLLBACK through query()), so its work is outside the XA transaction.
+    // (pg updates the status when it reads ReadyForQuery, which for a failed statement can come
+    // after the rejection: 'E' is best effort, the marker insert then fails with 25P02. 'I'
+    // is reliable: a successful statement resolves only on ReadyForQuery.)
+    const status = this.#pinned.client.getTransactionStatus();
+    if (status === 'E') {
+      const failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what(operation)}: a statement of the branch failed, so PostgreSQL aborted the transaction`);
+      await this.#rollbackAndRelease(failure);
+      throw failure;
+    }
+    if (status === 'I') {
+      const failure = xaError(
+        XaCode.XAER_PROTO,
+        `${this.#what(operation)}: the session is no longer in a transaction block: a statement run through the branch (COMMIT, ROLLBACK, END, ...) ended it, so its work was committed or rolled back outside the XA transaction`,
+      );
+      await this.#rollbackAndRelease(failure);
+      throw failure;
+    }
+  }
+
+  /**
+   * A statement before PREPARE/COMMIT (the marker insert) failed: PREPARE was never sent, so the
+   * transaction is certainly rolled back (by `ROLLBACK`, or by PostgreSQL when the session died).
+   */
+  async #failBeforeCommit(operation: string, err: unknown): Promise<XaError> {
+    let failure: XaError;
+    if (isPostgresConnectionError(this.#pinned.noteError(err))) {
+      failure = xaError(XaCode.XA_RBCOMMFAIL, `${this.#what(operation)}: the connection to PostgreSQL was lost before PREPARE (${describePgError(err)}); PostgreSQL rolled the transaction back`, err);
+    } else if (sqlStateOf(err) === SQLSTATE_IN_FAILED_TRANSACTION) {
+      // The usual way to learn that an earlier statement failed: its ReadyForQuery('E') may
+      // not have been read yet when prepare() checked the transaction status.
+      failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what(operation)}: a statement of the branch failed, so PostgreSQL aborted the transaction (${describePgError(err)})`, err);
+    } else if (sqlStateOf(err) === SQLSTATE_UNDEFINED_TABLE) {
+      failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what(operation)}: cannot insert the marker row: ${describePgError(err)}. Call init() on the resource against this database first`, err);
+    } else {
+      failure = xaError(rollbackCodeOfSqlState(sqlStateOf(err)), `${this.#what(operation)}: cannot insert the marker row, rolled back: ${describePgError(err)}`, err);
+    }
+    await this.#rollbackAndRelease(failure);
+    return failure;
+  }
+
+  /**
+   * `ROLLBACK` (unless the connection is gone) and release; the state becomes `rolled-back` with
+   * `reason` for later calls. A failing ROLLBACK discards the client: closing the session rolls
+   * the transaction back too.
+   */
+  async #rollbackAndRelease(reason: XaError | undefined): Promise<void> {
+    this.#rollbackReason ??= reason;
+    this.#state = 'rolled-back';
+    if (this.#pinned.released) return;
+    let discard = false;
+    if (!this.#pinned.broken) {
+      try {
+        await this.#pinned.client.query('ROLLBACK');
+      } catch (err) {
+        this.#pinned.noteError(err);
+        discard = true;
+      }
+    }
+    this.#pinned.release(discard);
+  }
+}

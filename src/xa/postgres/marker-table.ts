@@ -1,0 +1,55 @@
+/**
+ * The marker table (transactions.md §5.6): one row `(gid)` inserted inside every PostgreSQL
+ * branch just before `PREPARE TRANSACTION`, so it commits or rolls back with the branch.
+ *
+ * Why: PostgreSQL keeps no heuristic state. After `COMMIT PREPARED` or `ROLLBACK PREPARED`
+ * answers "prepared transaction does not exist", the marker is the only way to tell "an earlier
+ * commit succeeded" (marker visible) from "an administrator ran ROLLBACK PREPARED" or "it was
+ * rolled back" (marker absent).
+ */
+import { InvalidArgumentError } from '../../common/errors.js';
+
+/** Default marker table name. */
+export const DEFAULT_MARKER_TABLE = 'metaq_xa_marker';
+
+/** Rows per `DELETE … WHERE gid = ANY($1)` in housekeeping. */
+export const MARKER_DELETE_BATCH = 1000;
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** The SQL statements on one marker table. */
+export interface MarkerTableSql {
+  /** The table as written in SQL: `"name"` or `"schema"."name"`. */
+  readonly qualifiedName: string;
+  /** `CREATE TABLE IF NOT EXISTS … (gid text primary key, created_at timestamptz default now())`. */
+  readonly create: string;
+  /** `INSERT … (gid) VALUES ($1)`. */
+  readonly insert: string;
+  /** `SELECT 1 … WHERE gid = $1`. */
+  readonly exists: string;
+  /** `DELETE … WHERE gid = ANY($1::text[])`. */
+  readonly deleteMany: string;
+}
+
+/**
+ * The statements for the marker table `name` (`table` or `schema.table`).
+ *
+ * Why so strict: the name goes into SQL text (DDL cannot take bind parameters). Each part is an
+ * SQL identifier of letters, digits and `_`, quoted, so its case is kept exactly as given.
+ *
+ * @throws InvalidArgumentError for any other name.
+ */
+export function markerTableSql(name: string): MarkerTableSql {
+  const parts = name.split('.');
+  if (parts.length > 2 || !parts.every((part) => IDENTIFIER.test(part))) {
+    throw new InvalidArgumentError(`markerTable ${JSON.stringify(name)} is not a plain table name: use "table" or "schema.table", each part of letters, digits and _ (at most 63), not starting with a digit`);
+  }
+  const qualifiedName = parts.map((part) => `"${part}"`).join('.');
+  return {
+    qualifiedName,
+    create: `CREATE TABLE IF NOT EXISTS ${qualifiedName} (gid text PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now())`,
+    insert: `INSERT INTO ${qualifiedName} (gid) VALUES ($1)`,
+    exists: `SELECT 1 AS present FROM ${qualifiedName} WHERE gid = $1`,
+    deleteMany: `DELETE FROM ${qualifiedName} WHERE gid = ANY($1::text[])`,
+  };
+}

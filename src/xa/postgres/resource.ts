@@ -1,0 +1,292 @@
+/**
+ * A PostgreSQL database as an XA resource manager (transactions.md §2.5, §5.4, §5.6), over a
+ * node-postgres pool: branches (`begin`) for live transactions, and XID-addressed phase two and
+ * recovery (`commitPrepared`, `rollbackPrepared`, `recover`) for the transaction manager.
+ *
+ * Server requirements: `max_prepared_transactions > 0` (checked by {@link PostgresResource.init});
+ * the pool's role must be the one that prepares and finishes the transactions (or a superuser):
+ * PostgreSQL lets only the preparing role or a superuser run `COMMIT PREPARED`.
+ */
+import type { ClientBase, Pool } from 'pg';
+import { ConfigError, InvalidArgumentError, XaError } from '../../common/errors.js';
+import type { EnlistableResource, PhaseTwoOutcome, ResourceId } from '../resource.js';
+import { NODE_ID_LENGTH, type Xid } from '../xid.js';
+import { PostgresBranch, type PostgresBranchContext } from './branch.js';
+import { isPostgresConnectionError, sqlStateOf } from './connection-errors.js';
+import { describePgError, phaseTwoFailure, SQLSTATE_UNDEFINED_OBJECT } from './error-mapping.js';
+import { OWN_GID_LIKE_PATTERN, pgGidFor, pgGidLiteral } from './gid.js';
+import { DEFAULT_MARKER_TABLE, MARKER_DELETE_BATCH, markerTableSql, type MarkerTableSql } from './marker-table.js';
+import { PinnedClient, withPinnedClient } from './pinned-client.js';
+import { checkPreparedTransactions } from './prepared-transactions-check.js';
+import { ownXidsOf } from './recover-filter.js';
+
+/** Options of {@link createPostgresResource}. */
+export interface PostgresResourceOptions {
+  /**
+   * The application's pool. Branches pin one client each from `begin` until prepare/commit/
+   * rollback; phase two and recovery borrow one per call. If the pool has no 'error' listener,
+   * the resource adds one (see {@link PostgresResource}).
+   */
+  readonly pool: Pool;
+  /** Names the resource: its id is `postgres:<name>`, recorded in the coordinator log. Default `default`. */
+  readonly name?: string;
+  /** Marker table, `table` or `schema.table`. Default `metaq_xa_marker`. */
+  readonly markerTable?: string;
+  /**
+   * 8-byte node ids (`nodeIdOf(nodeName)`) whose XIDs {@link PostgresResource.recover} lists:
+   * this manager's own and any renamed predecessor's. Default: every XID of this manager's
+   * formatId, whichever node made it.
+   */
+  readonly nodeIds?: readonly Buffer[];
+}
+
+/** Creates a {@link PostgresResource}; call its `init()` once before use. */
+export function createPostgresResource(options: PostgresResourceOptions): PostgresResource {
+  return new PostgresResource(options);
+}
+
+/**
+ * A PostgreSQL database as an XA resource manager; see the module comment.
+ *
+ * Why the resource may add an 'error' listener to the pool: pg-pool emits 'error' when an idle
+ * client's connection dies (a server restart, `pg_terminate_backend`); with no listener, Node
+ * turns that into an uncaught exception, which would kill the transaction manager during the
+ * very outage it must ride out. The pool has already discarded the client, so ignoring it is
+ * safe. A listener the application added itself is left alone.
+ */
+export class PostgresResource implements EnlistableResource<PostgresBranch> {
+  readonly resourceId: ResourceId;
+  /** The pool the resource works on. */
+  readonly pool: Pool;
+  /** The marker table as written in SQL, e.g. `"metaq_xa_marker"`. */
+  readonly markerTable: string;
+  readonly #markers: MarkerTableSql;
+  readonly #nodeIds: readonly Buffer[] | undefined;
+  readonly #branchContext: PostgresBranchContext;
+
+  /** Prefer {@link createPostgresResource}. @throws InvalidArgumentError for a bad name, marker table or node id. */
+  constructor(options: PostgresResourceOptions) {
+    const name = options.name ?? 'default';
+    if (name === '' || /\s/.test(name)) throw new InvalidArgumentError(`PostgreSQL resource name ${JSON.stringify(name)} must be non-empty and without whitespace`);
+    this.resourceId = `postgres:${name}`;
+    this.pool = options.pool;
+    this.#markers = markerTableSql(options.markerTable ?? DEFAULT_MARKER_TABLE);
+    this.markerTable = this.#markers.qualifiedName;
+    if (options.nodeIds !== undefined) {
+      if (options.nodeIds.length === 0) throw new InvalidArgumentError(`${this.resourceId}: nodeIds is empty, so recover() would list nothing; omit it to recover every node's XIDs`);
+      for (const nodeId of options.nodeIds) {
+        if (nodeId.length !== NODE_ID_LENGTH) throw new InvalidArgumentError(`${this.resourceId}: a node id has ${NODE_ID_LENGTH} bytes (nodeIdOf(name)), got ${nodeId.length}`);
+      }
+      this.#nodeIds = options.nodeIds.map((nodeId) => Buffer.from(nodeId));
+    }
+    this.#branchContext = {
+      resourceId: this.resourceId,
+      markers: this.#markers,
+      rollbackPrepared: (xid) => this.rollbackPrepared(xid),
+    };
+    if (this.pool.listenerCount('error') === 0) this.pool.on('error', () => undefined);
+  }
+
+  /**
+   * Start-up check: prepared transactions must be enabled (`max_prepared_transactions > 0`),
+   * and the marker table must exist and be usable (created when missing). Idempotent; safe to
+   * run from several processes at once.
+   *
+   * @throws ConfigError when prepared transactions are disabled (the message says how to enable
+   * them), or when the marker table is missing and cannot be created, or lacks privileges;
+   * XaError XAER_RMFAIL when PostgreSQL cannot be reached; XaError XAER_RMERR otherwise.
+   */
+  async init(): Promise<void> {
+    try {
+      await withPinnedClient(this.pool, async ({ client }) => {
+        await checkPreparedTransactions(client, this.resourceId, poolSizeOf(this.pool));
+        await this.#ensureMarkerTable(client);
+      });
+    } catch (err) {
+      if (err instanceof ConfigError || err instanceof XaError) throw err;
+      throw phaseTwoFailure(err, `init of ${this.resourceId}`);
+    }
+  }
+
+  /**
+   * XA `start`: validates the XID's gid, pins a client from the pool and runs `BEGIN`.
+   *
+   * @throws XaError XAER_INVAL for an XID whose gid PostgreSQL would not take (200 bytes or more,
+   * characters outside `[A-Za-z0-9+/=_-]`, another formatId); XAER_RMFAIL when no connection
+   * could be had; XAER_RMERR when `BEGIN` failed otherwise.
+   *
+   * @param _timeoutSeconds - The transaction's timeout. Ignored: PostgreSQL has no branch timeout
+   * of its own (the manager times the transaction out and rolls the branch back).
+   */
+  async begin(xid: Xid, _timeoutSeconds?: number): Promise<PostgresBranch> {
+    const gid = pgGidFor(xid, this.resourceId);
+    const what = `begin of ${gid} on ${this.resourceId}`;
+    let pinned: PinnedClient;
+    try {
+      pinned = await PinnedClient.pin(this.pool);
+    } catch (err) {
+      throw phaseTwoFailure(err, what);
+    }
+    try {
+      await pinned.client.query('BEGIN');
+    } catch (err) {
+      pinned.noteError(err);
+      pinned.release(true);
+      throw phaseTwoFailure(err, what);
+    }
+    return new PostgresBranch(this.#branchContext, xid, gid, pinned);
+  }
+
+  /**
+   * The prepared branches of this manager in the pool's database: gids of formatId
+   * `METAQ_TM_FORMAT_ID` (other software's prepared transactions are ignored), of the
+   * configured nodes when `nodeIds` was given.
+   *
+   * @throws XaError XAER_RMFAIL when PostgreSQL cannot be reached; XAER_RMERR otherwise.
+   */
+  async recover(): Promise<Xid[]> {
+    try {
+      const result = await withPinnedClient(this.pool, ({ client }) =>
+        client.query<{ gid: string }>('SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE $1 ORDER BY prepared, gid', [OWN_GID_LIKE_PATTERN]),
+      );
+      return ownXidsOf(
+        result.rows.map((row) => row.gid),
+        this.#nodeIds,
+      );
+    } catch (err) {
+      throw phaseTwoFailure(err, `recover on ${this.resourceId}`);
+    }
+  }
+
+  /**
+   * `COMMIT PREPARED '<gid>'` on any pool client. Idempotent: when PostgreSQL says the prepared
+   * transaction does not exist, the marker row decides — present: an earlier commit succeeded
+   * (`committed`); absent: somebody rolled it back (`heuristic-rollback`: an administrator's
+   * `ROLLBACK PREPARED`, since this manager logged a commit decision).
+   *
+   * @throws XaError XAER_RMFAIL when PostgreSQL cannot be reached or the connection was lost
+   * (the outcome is unknown: call again); XAER_RMERR for permission denied (only the preparing
+   * role or a superuser can finish it) and other errors; XA_RETRY while another session holds
+   * the prepared transaction; XAER_INVAL for an XID with an unusable gid.
+   */
+  async commitPrepared(xid: Xid): Promise<PhaseTwoOutcome> {
+    return this.#finishPrepared(xid, 'COMMIT');
+  }
+
+  /**
+   * `ROLLBACK PREPARED '<gid>'` on any pool client. Idempotent: "does not exist" with no marker
+   * row is `rolled-back` (already rolled back — e.g. PREPARE failed and PostgreSQL rolled back —
+   * or never prepared); with the marker row it is `heuristic-commit` (an administrator ran
+   * `COMMIT PREPARED`).
+   *
+   * @throws Like {@link commitPrepared}.
+   */
+  async rollbackPrepared(xid: Xid): Promise<PhaseTwoOutcome> {
+    return this.#finishPrepared(xid, 'ROLLBACK');
+  }
+
+  /** No-op: PostgreSQL keeps no heuristic state (an administrator's decision simply ends the transaction). */
+  async forget(_xid: Xid): Promise<void> {
+    // nothing to forget
+  }
+
+  /**
+   * Housekeeping after the manager wrote END: deletes the marker rows of `xids`, in batches of
+   * {@link MARKER_DELETE_BATCH} (`DELETE … WHERE gid = ANY($1)`). Only call it once no phase-two
+   * call for these XIDs can come any more: without its marker, a repeated `commitPrepared`
+   * would answer `heuristic-rollback`. XIDs without a marker row, or whose gid PostgreSQL would
+   * not take (they cannot have one), are ignored.
+   *
+   * @throws XaError XAER_RMFAIL when PostgreSQL cannot be reached (nothing lost: call again);
+   * XAER_RMERR otherwise. Batches deleted before the failure stay deleted.
+   */
+  async deleteMarkers(xids: readonly Xid[]): Promise<void> {
+    const gids = new Set<string>();
+    for (const xid of xids) {
+      try {
+        gids.add(pgGidFor(xid, this.resourceId));
+      } catch {
+        // not a gid this resource could have prepared: no marker row to delete
+      }
+    }
+    if (gids.size === 0) return;
+    const all = [...gids];
+    try {
+      await withPinnedClient(this.pool, async ({ client }) => {
+        for (let start = 0; start < all.length; start += MARKER_DELETE_BATCH) {
+          await client.query(this.#markers.deleteMany, [all.slice(start, start + MARKER_DELETE_BATCH)]);
+        }
+      });
+    } catch (err) {
+      throw phaseTwoFailure(err, `deleting ${all.length} marker row(s) in ${this.markerTable} on ${this.resourceId}`);
+    }
+  }
+
+  async #finishPrepared(xid: Xid, verb: 'COMMIT' | 'ROLLBACK'): Promise<PhaseTwoOutcome> {
+    const gid = pgGidFor(xid, this.resourceId);
+    const what = `${verb} PREPARED of ${gid} on ${this.resourceId}`;
+    try {
+      return await withPinnedClient(this.pool, async ({ client }) => {
+        try {
+          // Outside a transaction block, as PostgreSQL requires: a pool client is idle.
+          await client.query(`${verb} PREPARED ${pgGidLiteral(client, gid)}`);
+          return verb === 'COMMIT' ? 'committed' : 'rolled-back';
+        } catch (err) {
+          if (sqlStateOf(err) !== SQLSTATE_UNDEFINED_OBJECT) throw err;
+        }
+        // "Prepared transaction does not exist": PostgreSQL keeps no trace of how it ended, the
+        // marker row does (it was inserted inside the branch, so it exists iff it committed).
+        const committed = await this.#markerExists(client, gid);
+        if (verb === 'COMMIT') return committed ? 'committed' : 'heuristic-rollback';
+        return committed ? 'heuristic-commit' : 'rolled-back';
+      });
+    } catch (err) {
+      if (err instanceof XaError) throw err;
+      throw phaseTwoFailure(err, what);
+    }
+  }
+
+  async #markerExists(client: ClientBase, gid: string): Promise<boolean> {
+    const result = await client.query(this.#markers.exists, [gid]);
+    return result.rows.length > 0;
+  }
+
+  /** Creates the marker table when missing, then checks the privileges the branches need on it. */
+  async #ensureMarkerTable(client: ClientBase): Promise<void> {
+    // Checked before CREATE … IF NOT EXISTS so that a table a DBA created does not also need
+    // CREATE privilege on its schema.
+    if (!(await this.#markerTableExists(client))) {
+      try {
+        await client.query(this.#markers.create);
+      } catch (err) {
+        const sqlState = sqlStateOf(err);
+        if (sqlState === '42501') {
+          throw new ConfigError(`${this.resourceId}: cannot create the XA marker table ${this.markerTable}: ${describePgError(err)}. Create it as a privileged role: ${this.#markers.create}`, {}, { cause: err });
+        }
+        // Another process created it at the same moment (unique violation on pg_type, or 42P07).
+        if ((sqlState !== '23505' && sqlState !== '42P07') || isPostgresConnectionError(err)) throw err;
+      }
+    }
+    const privileges = await client.query<{ ins: boolean; sel: boolean; del: boolean }>(
+      `SELECT has_table_privilege($1, 'INSERT') AS ins, has_table_privilege($1, 'SELECT') AS sel, has_table_privilege($1, 'DELETE') AS del`,
+      [this.markerTable],
+    );
+    const row = privileges.rows[0];
+    const missing = row === undefined ? ['INSERT', 'SELECT', 'DELETE'] : [row.ins ? undefined : 'INSERT', row.sel ? undefined : 'SELECT', row.del ? undefined : 'DELETE'].filter((p) => p !== undefined);
+    if (missing.length > 0) {
+      throw new ConfigError(`${this.resourceId}: the pool's role lacks ${missing.join(', ')} on the XA marker table ${this.markerTable}; grant it: GRANT INSERT, SELECT, DELETE ON ${this.markerTable} TO <role>`);
+    }
+  }
+
+  async #markerTableExists(client: ClientBase): Promise<boolean> {
+    const result = await client.query<{ oid: string | null }>('SELECT to_regclass($1)::text AS oid', [this.markerTable]);
+    return (result.rows[0]?.oid ?? null) !== null;
+  }
+}
+
+/** `pool.options.max` when it is a number (for the advice in the start-up error). */
+function poolSizeOf(pool: Pool): number | undefined {
+  const max: unknown = (pool.options as { max?: unknown } | undefined)?.max;
+  return typeof max === 'number' ? max : undefined;
+}
+
