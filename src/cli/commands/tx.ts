@@ -8,6 +8,8 @@
  */
 import { formatOptionsHelp, parseCommandLine, UsageError, CliError } from './args.js';
 import { write, type CliContext } from './context.js';
+import type { PendingEntry } from '../../xa/coordinator-log.js';
+import { joinTransactions, type JoinedTransaction, type PgPreparedInfo } from './tx-join.js';
 
 /** The broker's HTTP gateway, unless `--http` or `$METAQ_ADMIN` says otherwise. */
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8080';
@@ -16,6 +18,8 @@ const OPTIONS = {
   http: { type: 'string' },
   json: { type: 'boolean' },
   reason: { type: 'string' },
+  'coordinator-log': { type: 'string' },
+  postgres: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -33,13 +37,20 @@ later commit/rollback then answers XA_HEURCOM / XA_HEURRB until the branch is fo
 Options:
 ${formatOptionsHelp([
   ['--http <url>', `the broker's HTTP gateway (default: $METAQ_ADMIN or ${DEFAULT_ADMIN_URL})`],
+  ['--coordinator-log <dir>', 'list: join the XA coordinator log in <dir> (read from a copy; safe while it runs)'],
+  ['--postgres <url>', 'list: join pg_prepared_xacts of this database (postgresql://...)'],
   ['--reason <text>', 'why (required for commit and rollback; written to the broker log)'],
   ['--json', 'print JSON'],
   ['-h, --help', 'show this help'],
 ])}
 
+With --coordinator-log and/or --postgres, list joins the coordinator's decisions, the broker's
+branches and PostgreSQL's prepared transactions into one row per global transaction, with the
+resolution recovery will apply (commit, rollback, or an operator's check after a heuristic).
+
 Examples:
   metaq tx list
+  metaq tx list --coordinator-log /var/lib/app/xa-log --postgres postgresql://app@db/orders
   metaq tx rollback 'XID:1:0102:ab:XAMessageProducer-app1' --reason "coordinator lost, order 17 cancelled"`;
 
 /** `metaq tx`'s options, resolved. */
@@ -49,6 +60,10 @@ export interface TxOptions {
   readonly adminUrl: string;
   readonly json: boolean;
   readonly reason: string | undefined;
+  /** `list`: the coordinator log directory to join. */
+  readonly coordinatorLog?: string | undefined;
+  /** `list`: the PostgreSQL whose `pg_prepared_xacts` to join. */
+  readonly postgres?: string | undefined;
 }
 
 /** Parses `metaq tx`'s arguments; `'help'` for `--help`. */
@@ -67,7 +82,10 @@ export function parseTxArgs(args: readonly string[], env: NodeJS.ProcessEnv): Tx
   }
   const adminUrl = (values.http ?? env['METAQ_ADMIN'] ?? DEFAULT_ADMIN_URL).replace(/\/+$/, '');
   if (!/^https?:\/\//.test(adminUrl)) throw new UsageError(`tx: --http must be an http:// URL, got '${adminUrl}'`, TX_USAGE);
-  return { action, key, adminUrl, json: values.json === true, reason: values.reason };
+  if (action !== 'list' && (values['coordinator-log'] !== undefined || values.postgres !== undefined)) {
+    throw new UsageError('tx: --coordinator-log and --postgres only apply to list', TX_USAGE);
+  }
+  return { action, key, adminUrl, json: values.json === true, reason: values.reason, coordinatorLog: values['coordinator-log'], postgres: values.postgres };
 }
 
 interface Branch {
@@ -100,6 +118,7 @@ export async function runTx(options: TxOptions, ctx: CliContext): Promise<number
     const { status, body } = await call(`${options.adminUrl}/api/transactions`, 'GET');
     if (status !== 200) throw new CliError(`the broker answered ${status}: ${JSON.stringify(body)}`);
     const branches = (body['branches'] ?? []) as Branch[];
+    if (options.coordinatorLog !== undefined || options.postgres !== undefined) return listJoined(options, branches, ctx);
     if (options.json) {
       await write(ctx.stdout, `${JSON.stringify(branches)}\n`);
     } else if (branches.length === 0) {
@@ -119,4 +138,55 @@ export async function runTx(options: TxOptions, ctx: CliContext): Promise<number
   if (status !== 200) throw new CliError(`tx ${options.action} ${key}: ${String(body['error'] ?? status)}${body['xaCode'] === undefined ? '' : ` (XA code ${String(body['xaCode'])})`}`);
   if (!options.json) await write(ctx.stdout, `${options.action} ${key}: done\n`);
   return 0;
+}
+
+async function listJoined(options: TxOptions, branches: readonly Branch[], ctx: CliContext): Promise<number> {
+  const coordinator = options.coordinatorLog === undefined ? undefined : await readLog(options.coordinatorLog);
+  const postgres = options.postgres === undefined ? undefined : await preparedXacts(options.postgres);
+  const rows = joinTransactions({ coordinator, broker: branches, postgres, nowMs: Date.now() });
+  if (options.json) {
+    await write(ctx.stdout, `${JSON.stringify(rows)}\n`);
+    return 0;
+  }
+  if (rows.length === 0) {
+    await write(ctx.stdout, 'no global transaction waits for resolution\n');
+    return 0;
+  }
+  const cells = rows.map((r: JoinedTransaction) => [
+    r.gtrid,
+    r.ageSeconds === undefined ? '-' : `${r.ageSeconds}s`,
+    r.coordinator,
+    r.brokerBranches.length === 0 ? '-' : r.brokerBranches.map((b) => b.state).join(','),
+    r.postgresBranches.length === 0 ? '-' : `prepared${r.postgresBranches.length > 1 ? ` x${r.postgresBranches.length}` : ''}`,
+    r.resolution,
+  ]);
+  const header = ['GTRID', 'AGE', 'COORDINATOR', 'BROKER', 'POSTGRES', 'RESOLUTION'];
+  const widths = header.slice(0, 5).map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
+  const line = (c: readonly string[]): string => `${c.slice(0, 5).map((t, i) => t.padEnd(widths[i] ?? 0)).join('  ')}  ${c[5] ?? ''}`;
+  await write(ctx.stdout, `${[line(header), ...cells.map(line)].join('\n')}\n`);
+  return 0;
+}
+
+async function readLog(dir: string): Promise<PendingEntry[]> {
+  const { readCoordinatorLog } = await import('../../xa/log/read-coordinator-log.js');
+  try {
+    return await readCoordinatorLog(dir);
+  } catch (error) {
+    throw new CliError(`cannot read the coordinator log in ${dir}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+async function preparedXacts(connectionString: string): Promise<PgPreparedInfo[]> {
+  // Loaded on demand: the other metaq commands do not need the pg driver.
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString });
+  try {
+    await client.connect();
+    const result = await client.query<{ gid: string; prepared: Date }>('SELECT gid, prepared FROM pg_prepared_xacts WHERE database = current_database() ORDER BY prepared');
+    return result.rows;
+  } catch (error) {
+    throw new CliError(`cannot list pg_prepared_xacts of ${connectionString.replace(/:[^:@/]*@/, ':***@')}: ${error instanceof Error ? error.message : String(error)}`, { code: 'METAQ_ERR_CONNECTION' });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }

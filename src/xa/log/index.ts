@@ -13,6 +13,7 @@ export {
 export { MemoryCoordinatorLog, type MemoryCoordinatorLogOptions, type WrittenCoordinatorRecord } from './memory-coordinator-log.js';
 export type { CoordinatorLogMetrics } from './coordinator-log-metrics.js';
 export type { CoordinatorReplayStats } from './coordinator-log-replay.js';
+export { readCoordinatorLog } from './read-coordinator-log.js';
 export { COORDINATOR_LOCK_FILE_NAME, type CoordinatorLockOwner } from './coordinator-log-lock.js';
 export {
   CoordinatorRecordType,
