@@ -85,7 +85,15 @@ export function parseTxArgs(args: readonly string[], env: NodeJS.ProcessEnv): Tx
   if (action !== 'list' && (values['coordinator-log'] !== undefined || values.postgres !== undefined)) {
     throw new UsageError('tx: --coordinator-log and --postgres only apply to list', TX_USAGE);
   }
-  return { action, key, adminUrl, json: values.json === true, reason: values.reason, coordinatorLog: values['coordinator-log'], postgres: values.postgres };
+  return {
+    action,
+    key,
+    adminUrl,
+    json: values.json === true,
+    reason: values.reason,
+    ...(values['coordinator-log'] === undefined ? {} : { coordinatorLog: values['coordinator-log'] }),
+    ...(values.postgres === undefined ? {} : { postgres: values.postgres }),
+  };
 }
 
 interface Branch {
