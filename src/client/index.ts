@@ -6,8 +6,9 @@
  *   write coalescing) behind a small Transport interface;
  * - session/: the factory, its options and broker discovery (direct URL now, ZooKeeper later);
  * - producer/: `publish`/`send`, partition selectors;
- * - consumer/: the fetch loop per partition, retries and the recover store;
- * - offsets/: the OffsetStorage interface and the local-file storage;
+ * - consumer/: the fetch loop per partition, retries, the recover store, and the exactly-once
+ *   mode with PostgreSQL;
+ * - offsets/: the OffsetStorage interface, the local-file and the PostgreSQL storages;
  * - transaction/: local transactions and the XA resource of a producer.
  */
 export { createMessageSessionFactory } from './session/session-factory.js';
@@ -41,6 +42,13 @@ export { recoverStoreDir } from './consumer/recover-store.js';
 export type { OffsetStorage, PartitionOffset, StoredPartition } from './offsets/offset-storage.js';
 export { createLocalOffsetStorage, defaultLocalOffsetsFile } from './offsets/local-offset-storage.js';
 export type { LocalOffsetStorage } from './offsets/local-offset-storage.js';
+export { createPostgresOffsetStorage } from './offsets/postgres-offset-storage.js';
+export type { OffsetAdvance, PostgresOffsetStorage, PostgresOffsetStorageOptions } from './offsets/postgres-offset-storage.js';
+export { DEFAULT_POSTGRES_OFFSETS_TABLE } from './offsets/postgres-offset-sql.js';
+export type { PgIsolationLevel } from './offsets/pg-transaction.js';
+export { exactlyOnce } from './consumer/postgres-exactly-once.js';
+export type { ExactlyOnceHandler, ExactlyOnceListener, ExactlyOnceOptions } from './consumer/postgres-exactly-once.js';
+export { defaultRecoverTable } from './consumer/postgres-recover-sql.js';
 export type { ClientEventListener, ClientEventName, ClientEvents, ClientInstrumentation, ConsumerMessageEvent } from './instrumentation.js';
 export {
   DEFAULT_CONNECT_TIMEOUT_MS,

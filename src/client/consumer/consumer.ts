@@ -7,7 +7,9 @@
  * Delivery is at-least-once: an offset is committed only after its message was handled, and
  * commits are periodic, so after a crash the messages consumed since the last commit are
  * delivered again. A graceful `close()` commits last, so a restart after it resumes exactly
- * where consumption stopped.
+ * where consumption stopped. For exactly-once processing into PostgreSQL, subscribe a listener
+ * made by `exactlyOnce()` (postgres-exactly-once.ts), which commits each message's offset in the
+ * handler's own transaction.
  */
 import { IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
 import { componentLogger, type Logger } from '../../common/logger.js';
@@ -20,6 +22,7 @@ import type { PartitionRef } from '../session/broker-discovery.js';
 import type { Closable, SessionContext } from '../session/session-context.js';
 import { resolveConsumerConfig, type ConsumerConfig, type ResolvedConsumerConfig } from './consumer-config.js';
 import { FetchRunner } from './fetch-runner.js';
+import { listenerBinding, type BoundSubscription } from './listener-binding.js';
 import { openRecoverStore, type RecoverStore } from './recover-store.js';
 import { RecoverTask } from './recover-task.js';
 
@@ -37,7 +40,8 @@ export interface MessageConsumer {
   readonly offsetStorage: OffsetStorage;
   /**
    * Subscribes `listener` to `topic` (only recorded; fetching starts with
-   * {@link completeSubscribe}). Chainable.
+   * {@link completeSubscribe}). Chainable. A listener from `exactlyOnce(storage, handler)` makes
+   * this subscription exactly-once (docs/client.md).
    *
    * @throws {IllegalStateError} after `completeSubscribe()` or for a topic subscribed twice;
    *   {@link InvalidArgumentError} for a bad topic, `maxSize` or listener.
@@ -69,6 +73,8 @@ interface Subscription {
   readonly listener: MessageListener;
   readonly filter: MessageFilter | undefined;
   readonly store: RecoverStore;
+  /** Set for a listener with a binding (e.g. exactly-once mode, listener-binding.ts). */
+  readonly bound: BoundSubscription | undefined;
 }
 
 type ConsumerState = 'subscribing' | 'starting' | 'running' | 'closing' | 'closed';
@@ -113,8 +119,9 @@ class Consumer implements MessageConsumer, Closable {
     }
     if (typeof listener !== 'function') throw new InvalidArgumentError(`subscribe('${topic}'): listener must be a function`);
     if (filter !== undefined && typeof filter !== 'function') throw new InvalidArgumentError(`subscribe('${topic}'): filter must be a function`);
-    const store = openRecoverStore(this.config.recoverPath, topic, this.config.group);
-    this.#subscriptions.set(topic, { topic, maxSize, listener, filter, store });
+    const bound = listenerBinding(listener)?.bind({ topic, group: this.config.group, offsetStorage: this.offsetStorage, log: this.#log });
+    const store = bound?.recoverStore ?? openRecoverStore(this.config.recoverPath, topic, this.config.group);
+    this.#subscriptions.set(topic, { topic, maxSize, listener, filter, store, bound });
     return this;
   }
 
@@ -144,7 +151,7 @@ class Consumer implements MessageConsumer, Closable {
     this.#recoverTask = new RecoverTask({
       group: this.config.group,
       intervalMs: this.config.recoverMessageIntervalInMills,
-      targets: [...this.#subscriptions.values()].map(({ topic, store, listener }) => ({ topic, store, listener })),
+      targets: [...this.#subscriptions.values()].map(({ topic, store, listener, bound }) => ({ topic, store, listener: bound?.recoveredListener ?? listener })),
       emitter: this.#context.emitter,
       log: this.#log,
     });
@@ -233,7 +240,7 @@ class Consumer implements MessageConsumer, Closable {
         messageId: found?.messageId ?? -1n,
         maxSize: subscription.maxSize,
         config: this.config,
-        listener: subscription.listener,
+        listener: subscription.bound?.listenerFor(ref) ?? subscription.listener,
         filter: subscription.filter,
         connection: this.#context.pool.get(ref.brokerUrl),
         recoverStore: subscription.store,
