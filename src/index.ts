@@ -4,6 +4,22 @@
  * helpers. A curated list: what is not exported here is internal and may change.
  */
 export * from './common/errors.js';
+// The XA transaction manager (broker sends + PostgreSQL in one atomic commit): its own curated list.
+export * from './xa/index.js';
+// PostgreSQL offsets and the exactly-once consumer mode (docs/client.md).
+export {
+  createPostgresOffsetStorage,
+  DEFAULT_POSTGRES_OFFSETS_TABLE,
+  defaultRecoverTable,
+  exactlyOnce,
+  type ExactlyOnceHandler,
+  type ExactlyOnceListener,
+  type ExactlyOnceOptions,
+  type OffsetAdvance,
+  type PgIsolationLevel,
+  type PostgresOffsetStorage,
+  type PostgresOffsetStorageOptions,
+} from './client/index.js';
 export { decodeMessageId, type MessageIdParts } from './store/message-id.js';
 export { messageChecksum } from './protocol/record.js';
 

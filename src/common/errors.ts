@@ -47,6 +47,8 @@ export const ErrorCode = {
   TransactionOutcomeUnknown: 'METAQ_ERR_TX_OUTCOME_UNKNOWN',
   /** The broker rolled the local transaction back (timeout, lost connection, restart) or never knew it. */
   TransactionRolledBack: 'METAQ_ERR_TX_ROLLED_BACK',
+  /** A participant of a global (XA) transaction reported an outcome contrary to the decision; an operator must check. */
+  TransactionHeuristic: 'METAQ_ERR_TX_HEURISTIC',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -208,5 +210,40 @@ export class TransactionRolledBackError extends MetaqError {
   constructor(transactionKey: string, message: string, options: { cause?: unknown } = {}) {
     super(ErrorCode.TransactionRolledBack, message, { cause: options.cause });
     this.transactionKey = transactionKey;
+  }
+}
+
+/** One participant's heuristic outcome, as {@link TransactionHeuristicError} reports it. */
+export interface HeuristicParticipantReport {
+  /** The resource, e.g. `metaq:meta://host:8123#orders-tm` or `postgres:orders`. */
+  readonly resourceId: string;
+  /** The branch, `formatId:gtridHex:bqualHex`. */
+  readonly xid: string;
+  /** `heuristic-commit`, `heuristic-rollback`, `heuristic-mixed` or `heuristic-hazard`. */
+  readonly outcome: string;
+  /** What was seen. */
+  readonly detail: string;
+}
+
+/**
+ * The transaction manager decided (commit, or rollback) but a participant reports a different
+ * outcome (an operator resolved its prepared branch by hand, or PostgreSQL's prepared
+ * transaction vanished without its marker): the participants may disagree. The coordinator log
+ * holds a HEURISTIC record for each; the transaction stays listed until an operator has checked
+ * the data and called the manager's `forget(gtrid)`. Not retriable.
+ */
+export class TransactionHeuristicError extends MetaqError {
+  /** The global transaction id, hex. */
+  readonly gtrid: string;
+  /** What the manager decided. */
+  readonly decision: 'commit' | 'rollback';
+  /** The heuristic outcomes that contradict the decision. */
+  readonly participants: readonly HeuristicParticipantReport[];
+
+  constructor(gtrid: string, decision: 'commit' | 'rollback', participants: readonly HeuristicParticipantReport[], message: string) {
+    super(ErrorCode.TransactionHeuristic, message);
+    this.gtrid = gtrid;
+    this.decision = decision;
+    this.participants = participants;
   }
 }

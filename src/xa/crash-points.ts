@@ -1,0 +1,66 @@
+/**
+ * Named crash points of the transaction manager, for crash tests (transactions.md §5.7): when
+ * the environment variable `METAQ_XA_CRASH_POINT` names a point, the process kills itself with
+ * SIGKILL the moment the manager reaches it, so a test can stop a coordinator exactly between
+ * two steps of a two-phase commit and check what recovery does after a restart. Unset (always,
+ * in production), a crash point costs one comparison. The broker's points use a different
+ * variable (`METAQ_CRASH_POINT`, src/transaction/crash-points.ts), so both can be armed at once.
+ *
+ * Points, in the order a two-phase commit passes them:
+ * - `xa.after-first-prepare`: one branch prepared (the broker's), the others not asked yet;
+ * - `xa.after-prepare`: every branch prepared, COMMITTING not written (presumed abort applies);
+ * - `xa.after-committing`: the decision is durable, no phase-two call made yet;
+ * - `xa.after-first-commit`: the broker branch committed, the PostgreSQL one not yet;
+ * - `xa.after-postgres-commit`: the PostgreSQL branch committed, the broker one not yet;
+ * - `xa.before-end`: every participant committed, END not written.
+ *
+ * While a point is armed the manager runs prepares and phase-two calls one at a time in a fixed
+ * order (broker branches first; PostgreSQL first for `xa.after-postgres-commit`), so that "the
+ * first one" is the same participant in every run.
+ */
+
+import { isBrokerResourceId } from './broker-resource.js';
+
+/** Every crash point name, so tests can iterate them. */
+export const XA_CRASH_POINTS = [
+  'xa.after-first-prepare',
+  'xa.after-prepare',
+  'xa.after-committing',
+  'xa.after-first-commit',
+  'xa.after-postgres-commit',
+  'xa.before-end',
+] as const;
+
+/** One of {@link XA_CRASH_POINTS}. */
+export type XaCrashPoint = (typeof XA_CRASH_POINTS)[number];
+
+/** The environment variable that arms a crash point. */
+export const XA_CRASH_POINT_ENV = 'METAQ_XA_CRASH_POINT';
+
+const armed = process.env[XA_CRASH_POINT_ENV];
+
+/** The armed crash point, or undefined (production). */
+export function armedXaCrashPoint(): string | undefined {
+  return armed === undefined || armed === '' ? undefined : armed;
+}
+
+/** Kills the process with SIGKILL if `point` is the armed crash point. */
+export function xaCrashPoint(point: XaCrashPoint): void {
+  if (armed !== undefined && armed === point) {
+    process.stderr.write(`metaq: XA crash point ${point} reached; SIGKILL\n`);
+    process.kill(process.pid, 'SIGKILL');
+  }
+}
+
+/**
+ * The order in which to call participants one at a time while a crash point is armed (broker
+ * resources first; PostgreSQL and other resources first for `xa.after-postgres-commit`), or
+ * undefined when none is armed (then calls run in parallel).
+ */
+export function crashOrder<T>(items: readonly T[], resourceIdOf: (item: T) => string): T[] | undefined {
+  if (armedXaCrashPoint() === undefined) return undefined;
+  const brokerFirst = armed !== 'xa.after-postgres-commit';
+  const rank = (item: T): number => (isBrokerResourceId(resourceIdOf(item)) === brokerFirst ? 0 : 1);
+  // Stable sort: within a rank, enlistment order.
+  return [...items].sort((a, b) => rank(a) - rank(b));
+}

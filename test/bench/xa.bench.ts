@@ -1,0 +1,150 @@
+/**
+ * `npm run bench:xa`: XA transactions per second (one row INSERTed into PostgreSQL + one 1 KiB
+ * message sent to the broker, committed atomically by the transaction manager with two-phase
+ * commit) with 1 and 8 concurrent clients, beside what PostgreSQL itself does in the same run on
+ * the same machine:
+ *
+ * - its own two-phase commit (`BEGIN; INSERT; PREPARE TRANSACTION; COMMIT PREPARED`), the
+ *   baseline of each figure;
+ * - its single-phase commit (`BEGIN; INSERT; COMMIT`), reported for reference.
+ *
+ * | figure              | target (2 cores)                              |
+ * |---------------------|-----------------------------------------------|
+ * | xa.clients1         | >= 0.75 x PostgreSQL's own 2PC rate, 1 client |
+ * | xa.clients8         | >= 0.75 x PostgreSQL's own 2PC rate, 8 clients |
+ *
+ * PostgreSQL and the broker are private instances started for the run (PostgreSQL with `fsync`,
+ * `synchronous_commit` and `full_page_writes` on, defaults
+ * otherwise; the broker with `unflushThreshold=1000`, so the broker's cost is its transaction log).
+ * Environment: METAQ_BENCH_SECONDS (per figure, default 5), METAQ_BENCH_DIR; XA_PROBE=1 also prints
+ * where a transaction spends its time (enlist, query, send, prepare + decision, phase two).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { createMessageSessionFactory } from '../../src/index.js';
+import { createPostgresResource, createTransactionManager } from '../../src/xa/index.js';
+import { testBrokerIni } from '../helpers/broker-config.js';
+import { spawnBroker } from '../helpers/broker-process.js';
+import { startPostgres } from '../helpers/postgres-server.js';
+import { formatBenchLine, type BenchFigure } from './bench-report.js';
+
+const SECONDS = Number(process.env['METAQ_BENCH_SECONDS'] ?? 5);
+const root = fs.mkdtempSync(join(process.env['METAQ_BENCH_DIR'] ?? os.tmpdir(), 'metaq-bench-xa-'));
+const data = Buffer.alloc(1024, 7);
+
+/** Runs `clients` loops of `step` for SECONDS; returns operations per second. */
+async function rate(clients: number, step: (client: number, n: number) => Promise<void>): Promise<number> {
+  let done = 0;
+  const start = process.hrtime.bigint();
+  const deadline = start + BigInt(SECONDS * 1e9);
+  await Promise.all(
+    Array.from({ length: clients }, async (_, client) => {
+      for (let n = 0; process.hrtime.bigint() < deadline; n++) {
+        await step(client, n);
+        done += 1;
+      }
+    }),
+  );
+  return done / (Number(process.hrtime.bigint() - start) / 1e9);
+}
+
+let nextId = 0;
+const PROBE = process.env['XA_PROBE'] === '1';
+const probe = { enlist: 0, query: 0, send: 0, commit: 0, n: 0, prep: 0, p2: 0 };
+
+async function pgTwoPhaseRate(pool: pg.Pool, clients: number): Promise<number> {
+  return rate(clients, async (client, n) => {
+    const db = await pool.connect();
+    const gid = `bench_${process.pid}_${client}_${n}_${nextId++}`;
+    try {
+      await db.query('BEGIN');
+      await db.query('INSERT INTO bench_orders(id, body) VALUES ($1, $2)', [nextId++, 'order']);
+      await db.query(`PREPARE TRANSACTION '${gid}'`);
+      await db.query(`COMMIT PREPARED '${gid}'`);
+    } finally {
+      db.release();
+    }
+  });
+}
+
+async function pgOnePhaseRate(pool: pg.Pool, clients: number): Promise<number> {
+  return rate(clients, async () => {
+    const db = await pool.connect();
+    try {
+      await db.query('BEGIN');
+      await db.query('INSERT INTO bench_orders(id, body) VALUES ($1, $2)', [nextId++, 'order']);
+      await db.query('COMMIT');
+    } finally {
+      db.release();
+    }
+  });
+}
+
+async function main(): Promise<void> {
+  console.log(`XA benchmark: 1 row + one 1 KiB message per transaction, ${SECONDS}s per figure, ${os.cpus().length} CPUs, dir ${root}`);
+  // fsync on: the baseline must pay for durability as the manager, the broker and its log do.
+  const postgres = await startPostgres({ maxPreparedTransactions: 64, fsync: true });
+  const brokerDir = join(root, 'broker');
+  fs.mkdirSync(brokerDir);
+  const ini = join(brokerDir, 'server.ini');
+  fs.writeFileSync(ini, testBrokerIni(join(brokerDir, 'data'), { system: { unflushThreshold: 1000, unflushInterval: 1000 }, topics: '[topic=orders]\nnumPartitions=8' }));
+  const broker = spawnBroker(['start', '-c', ini], {}, { built: true });
+  const pool = new pg.Pool({ connectionString: postgres.connectionString, max: 16 });
+  const factory = createMessageSessionFactory({ serverUrl: `meta://127.0.0.1:${Number((await broker.waitForLog('broker started'))['port'])}` });
+  try {
+    await pool.query('CREATE TABLE bench_orders (id bigint PRIMARY KEY, body text)');
+    const producer = factory.createProducer();
+    await producer.publish('orders');
+    const resource = createPostgresResource({ pool, name: 'bench' });
+    await resource.init();
+    const tm = await createTransactionManager({ nodeName: 'bench-tm', logDir: join(root, 'tm-log'), resources: [resource], recoveryIntervalMs: 0 });
+    const figures: BenchFigure[] = [];
+    const reference: string[] = [];
+    try {
+      for (const clients of [1, 8]) {
+        const twoPhase = await pgTwoPhaseRate(pool, clients);
+        const onePhase = await pgOnePhaseRate(pool, clients);
+        const xa = await rate(clients, async () => {
+          const id = nextId++;
+          const t0 = performance.now();
+          const tx = tm.begin();
+          const marks = new Map<string, number>();
+          if (PROBE) tx.onTransition((t) => marks.set(t.to, performance.now()));
+          const db = await tx.enlistPostgres(resource);
+          const t1 = performance.now();
+          await db.query('INSERT INTO bench_orders(id, body) VALUES ($1, $2)', [id, 'order']);
+          const t2 = performance.now();
+          await tx.send(producer, { topic: 'orders', data });
+          const t3 = performance.now();
+          await tx.commit();
+          const t4 = performance.now();
+          if (PROBE) { probe.enlist += t1 - t0; probe.query += t2 - t1; probe.send += t3 - t2; probe.commit += t4 - t3; probe.n++; probe.prep += (marks.get('COMMITTING') ?? t4) - t3; probe.p2 += (marks.get('ENDED') ?? t4) - (marks.get('COMMITTING') ?? t4); }
+        });
+        if (PROBE) { console.log(`probe ${clients}: ms/tx enlist ${(probe.enlist / probe.n).toFixed(2)} query ${(probe.query / probe.n).toFixed(2)} send ${(probe.send / probe.n).toFixed(2)} commit ${(probe.commit / probe.n).toFixed(2)} (to COMMITTING ${(probe.prep / probe.n).toFixed(2)}, phase two ${(probe.p2 / probe.n).toFixed(2)})`); Object.assign(probe, { enlist: 0, query: 0, send: 0, commit: 0, n: 0 }); }
+        figures.push({ name: `xa.clients${clients}`, value: xa, unit: 'tx/s', baseline: twoPhase, target: '>= 0.75 x PostgreSQL 2PC' });
+        reference.push(`  PostgreSQL ${clients} client(s): 2PC ${twoPhase.toFixed(0)} tx/s, 1PC ${onePhase.toFixed(0)} tx/s`);
+      }
+      const m = tm.metrics();
+      console.log(`  manager: ${JSON.stringify({ commits: m.commits, rollbacks: m.rollbacks, onePhaseCommits: m.onePhaseCommits })}`);
+    } finally {
+      await tm.close();
+    }
+    for (const line of reference) console.log(line);
+    for (const f of figures) console.log(`  target ${f.name}: ${f.target ?? ''}; baseline = PostgreSQL's own 2PC (BEGIN, INSERT, PREPARE TRANSACTION, COMMIT PREPARED)`);
+    for (const f of figures) console.log(formatBenchLine(f));
+  } finally {
+    await factory.close();
+    await pool.end();
+    broker.child.kill('SIGTERM');
+    await broker.exited;
+    await postgres.stop();
+  }
+}
+
+try {
+  await main();
+} finally {
+  fs.rmSync(root, { recursive: true, force: true });
+}
