@@ -72,6 +72,16 @@ export async function preparedGidsOf(pool: pg.Pool, nodeName: string): Promise<s
   });
 }
 
+/** Gids in the PostgreSQL marker table `metaq_xa_marker` made by the manager of `nodeName`. */
+export async function markerGidsOf(pool: pg.Pool, nodeName: string): Promise<string[]> {
+  const nodeId = nodeIdOf(nodeName);
+  const result = await pool.query<{ gid: string }>('SELECT gid FROM metaq_xa_marker ORDER BY gid');
+  return result.rows.map((row) => row.gid).filter((gid) => {
+    const xid = parsePgGid(gid);
+    return xid !== undefined && belongsToNode(xid, nodeId);
+  });
+}
+
 /** The branch keys the broker lists (RECOVER) for `uniqueQualifier`: prepared or heuristic. */
 export async function brokerBranchesOf(brokerPort: number, uniqueQualifier: string): Promise<string[]> {
   const client = await TxClient.connect(brokerPort);

@@ -34,7 +34,7 @@ import { freePort } from '../helpers/free-port.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { TxBrokerHome, type TxBrokerRun } from '../helpers/tx-wire.js';
-import { assertAgreement, assertNothingInDoubt, brokerBranchesOf, preparedGidsOf, readOrderState, type OrderState } from '../helpers/xa-agreement.js';
+import { assertAgreement, assertNothingInDoubt, brokerBranchesOf, markerGidsOf, preparedGidsOf, readOrderState, type OrderState } from '../helpers/xa-agreement.js';
 import { killAllXaWorkers, runXaWorker, spawnXaWorker, type XaWorker } from '../helpers/xa-worker-process.js';
 import { ORDER_TABLE_DDL, orderKey, type XaWorkerConfig, type XaWorkerLine } from '../helpers/xa-worker-protocol.js';
 
@@ -170,6 +170,8 @@ describe('XA transaction manager: coordinator, broker and PostgreSQL crashes (re
       );
       assert.equal(after.rows.size, 4 + (expected.decided ? 1 : 0), 'no other order of this node exists');
       await assertNothingInDoubt(pool, broker.port, { nodeName: node, uniqueQualifier }, `after recovery from ${point}`);
+      // Housekeeping (§5.6): the marker rows of ended transactions are deleted once END is durable.
+      assert.deepEqual(await markerGidsOf(pool, node), [], 'no marker row of this node is left behind');
     });
   }
 
