@@ -35,3 +35,22 @@ export async function measureRate(seconds: number, step: () => Promise<number>):
   }
   return operations / (Number(now - start) / 1e9);
 }
+
+/**
+ * Runs `clients` concurrent loops of `step(client, n)` for about `seconds`; returns completed
+ * steps per second over all clients.
+ */
+export async function measureConcurrentRate(seconds: number, clients: number, step: (client: number, n: number) => Promise<void>): Promise<number> {
+  let done = 0;
+  const start = process.hrtime.bigint();
+  const deadline = start + BigInt(Math.round(seconds * 1e9));
+  await Promise.all(
+    Array.from({ length: clients }, async (_, client) => {
+      for (let n = 0; process.hrtime.bigint() < deadline; n++) {
+        await step(client, n);
+        done += 1;
+      }
+    }),
+  );
+  return done / (Number(process.hrtime.bigint() - start) / 1e9);
+}

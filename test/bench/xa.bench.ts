@@ -28,26 +28,15 @@ import { createPostgresResource, createTransactionManager } from '../../src/xa/i
 import { testBrokerIni } from '../helpers/broker-config.js';
 import { spawnBroker } from '../helpers/broker-process.js';
 import { startPostgres } from '../helpers/postgres-server.js';
-import { formatBenchLine, type BenchFigure } from './bench-report.js';
+import { formatBenchLine, measureConcurrentRate, type BenchFigure } from './bench-report.js';
 
 const SECONDS = Number(process.env['METAQ_BENCH_SECONDS'] ?? 5);
 const root = fs.mkdtempSync(join(process.env['METAQ_BENCH_DIR'] ?? os.tmpdir(), 'metaq-bench-xa-'));
 const data = Buffer.alloc(1024, 7);
 
-/** Runs `clients` loops of `step` for SECONDS; returns operations per second. */
-async function rate(clients: number, step: (client: number, n: number) => Promise<void>): Promise<number> {
-  let done = 0;
-  const start = process.hrtime.bigint();
-  const deadline = start + BigInt(SECONDS * 1e9);
-  await Promise.all(
-    Array.from({ length: clients }, async (_, client) => {
-      for (let n = 0; process.hrtime.bigint() < deadline; n++) {
-        await step(client, n);
-        done += 1;
-      }
-    }),
-  );
-  return done / (Number(process.hrtime.bigint() - start) / 1e9);
+/** Operations per second of `clients` concurrent loops of `step`, for SECONDS. */
+function rate(clients: number, step: (client: number, n: number) => Promise<void>): Promise<number> {
+  return measureConcurrentRate(SECONDS, clients, step);
 }
 
 let nextId = 0;

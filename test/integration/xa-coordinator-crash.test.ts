@@ -27,16 +27,15 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
+import type pg from 'pg';
 import { IllegalStateError } from '../../src/common/errors.js';
 import { createTransactionManager, nodeIdOf, XA_CRASH_POINTS, type TransactionManagerMetrics, type XaCrashPoint } from '../../src/xa/index.js';
-import { freePort } from '../helpers/free-port.js';
-import { startPostgres, type PostgresServer } from '../helpers/postgres-server.js';
-import { makeTempDir } from '../helpers/temp-dir.js';
-import { TxBrokerHome, type TxBrokerRun } from '../helpers/tx-wire.js';
+import type { PostgresServer } from '../helpers/postgres-server.js';
+import type { TxBrokerHome, TxBrokerRun } from '../helpers/tx-wire.js';
 import { assertAgreement, assertNothingInDoubt, brokerBranchesOf, markerGidsOf, preparedGidsOf, readOrderState, type OrderState } from '../helpers/xa-agreement.js';
-import { killAllXaWorkers, runXaWorker, spawnXaWorker, type XaWorker } from '../helpers/xa-worker-process.js';
-import { ORDER_TABLE_DDL, orderKey, type XaWorkerConfig, type XaWorkerLine } from '../helpers/xa-worker-protocol.js';
+import { startXaRig, stopXaRig } from '../helpers/xa-rig.js';
+import { runXaWorker, spawnXaWorker, type XaWorker } from '../helpers/xa-worker-process.js';
+import { orderKey, type XaWorkerConfig, type XaWorkerLine } from '../helpers/xa-worker-protocol.js';
 
 const TABLE = 'xa_orders';
 const ORPHAN_SAFETY_MS = 300;
@@ -77,24 +76,10 @@ describe('XA transaction manager: coordinator, broker and PostgreSQL crashes (re
   let pool: pg.Pool;
 
   before(async () => {
-    root = await makeTempDir('metaq-xa-crash-');
-    const brokerPort = await freePort();
-    [pgServer, home] = await Promise.all([startPostgres({ maxPreparedTransactions: 16 }), TxBrokerHome.create(join(root.path, 'broker'), { serverPort: brokerPort })]);
-    broker = await home.start();
-    assert.equal(broker.port, brokerPort);
-    brokerUrl = `meta://127.0.0.1:${broker.port}`;
-    pool = new pg.Pool({ connectionString: pgServer.connectionString, max: 4, idleTimeoutMillis: 1000 });
-    pool.on('error', () => undefined);
-    await pool.query(ORDER_TABLE_DDL(TABLE));
+    ({ root, pgServer, home, broker, brokerUrl, pool } = await startXaRig('metaq-xa-crash-', TABLE, { maxPreparedTransactions: 16 }));
   });
 
-  after(async () => {
-    await killAllXaWorkers();
-    await pool?.end().catch(() => undefined);
-    await home?.kill();
-    await pgServer?.stop();
-    await root?.remove();
-  });
+  after(() => stopXaRig({ root, pgServer, home, pool }));
 
   /** Worker configuration of node `nodeName` (its own log directory under the test's temp dir). */
   function nodeConfig(nodeName: string, extra: Partial<XaWorkerConfig> & Pick<XaWorkerConfig, 'mode'>): XaWorkerConfig {

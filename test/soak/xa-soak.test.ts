@@ -23,15 +23,14 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
+import type pg from 'pg';
 import { XA_CRASH_POINTS } from '../../src/xa/index.js';
-import { freePort } from '../helpers/free-port.js';
-import { startPostgres, type PostgresServer } from '../helpers/postgres-server.js';
-import { makeTempDir } from '../helpers/temp-dir.js';
-import { TxBrokerHome, type TxBrokerRun } from '../helpers/tx-wire.js';
+import type { PostgresServer } from '../helpers/postgres-server.js';
+import type { TxBrokerHome, TxBrokerRun } from '../helpers/tx-wire.js';
 import { assertAgreement, assertNothingInDoubt, markerGidsOf, readOrderState } from '../helpers/xa-agreement.js';
+import { startXaRig, stopXaRig } from '../helpers/xa-rig.js';
 import { killAllXaWorkers, runXaWorker, spawnXaWorker, type XaWorker } from '../helpers/xa-worker-process.js';
-import { ORDER_TABLE_DDL, orderKey, type XaWorkerConfig } from '../helpers/xa-worker-protocol.js';
+import { orderKey, type XaWorkerConfig } from '../helpers/xa-worker-protocol.js';
 
 const SECONDS = Number(process.env['XA_SOAK_SECONDS'] ?? 180);
 const WORKERS = Number(process.env['XA_SOAK_WORKERS'] ?? 3);
@@ -67,26 +66,10 @@ describe('XA soak: managers, broker and PostgreSQL killed at random while orders
   let pool: pg.Pool;
 
   before(async () => {
-    root = await makeTempDir('metaq-xa-soak-');
-    const brokerPort = await freePort();
-    [pgServer, home] = await Promise.all([
-      startPostgres({ maxPreparedTransactions: 64, maxConnections: 200 }),
-      TxBrokerHome.create(join(root.path, 'broker'), { serverPort: brokerPort }),
-    ]);
-    broker = await home.start();
-    brokerUrl = `meta://127.0.0.1:${broker.port}`;
-    pool = new pg.Pool({ connectionString: pgServer.connectionString, max: 4, idleTimeoutMillis: 1000 });
-    pool.on('error', () => undefined);
-    await pool.query(ORDER_TABLE_DDL(TABLE));
+    ({ root, pgServer, home, broker, brokerUrl, pool } = await startXaRig('metaq-xa-soak-', TABLE, { maxPreparedTransactions: 64, maxConnections: 200 }));
   });
 
-  after(async () => {
-    await killAllXaWorkers();
-    await pool?.end().catch(() => undefined);
-    await home?.kill();
-    await pgServer?.stop();
-    await root?.remove();
-  });
+  after(() => stopXaRig({ root, pgServer, home, pool }));
 
   it(`stays consistent through ${SECONDS} s of random crashes (seed ${SEED})`, async (t) => {
     const random = prng(SEED);

@@ -172,33 +172,42 @@ export class PostgresBranch implements Branch {
         throw await this.#failBeforeCommit('prepare', err);
       }
       // Built from the validated gid and escaped anyway: PREPARE TRANSACTION cannot take $1.
-      const statement = `PREPARE TRANSACTION ${pgGidLiteral(client, this.gid)}`;
-      let result: QueryResult;
-      try {
-        result = await client.query(statement);
-      } catch (err) {
-        if (isPostgresConnectionError(this.#pinned.noteError(err))) {
-          this.#pinned.release();
-          this.#state = 'prepare-unknown';
-          throw phaseOneFailure(err, this.#what('prepare'));
-        }
-        // "If PREPARE TRANSACTION fails for any reason, it becomes a ROLLBACK."
-        const failure = phaseOneFailure(err, this.#what('prepare'));
-        await this.#rollbackAndRelease(failure);
-        throw failure;
-      }
-      // Why check the command tag: in an aborted transaction block (or outside one) PostgreSQL
-      // does not raise an error for PREPARE TRANSACTION; it rolls back and answers "ROLLBACK".
-      // Taking that for a "yes" vote would commit everything else and lose this branch.
-      if (result.command !== 'PREPARE') {
-        const failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what('prepare')}: PostgreSQL answered ${result.command} instead of PREPARE: the transaction had already failed and was rolled back`);
-        await this.#rollbackAndRelease(failure);
-        throw failure;
-      }
+      // "If PREPARE TRANSACTION fails for any reason, it becomes a ROLLBACK."
+      await this.#endTransactionBlock('prepare', `PREPARE TRANSACTION ${pgGidLiteral(client, this.gid)}`, 'PREPARE', 'prepare-unknown');
       this.#pinned.release();
       this.#state = 'prepared';
       return 'ok';
     });
+  }
+
+  /**
+   * Runs the statement that ends the transaction block (PREPARE TRANSACTION or COMMIT) and
+   * checks that PostgreSQL did what was asked. A lost connection leaves the outcome unknown
+   * (`unknownState`, XAER_RMFAIL); any other error rolls back (XA_RB*).
+   *
+   * Why check the command tag: in an aborted transaction block PostgreSQL raises no error for
+   * PREPARE TRANSACTION or COMMIT; it rolls back and answers "ROLLBACK". Taking that for success
+   * would commit everything else and lose this branch. The caller releases the client on success.
+   */
+  async #endTransactionBlock(what: 'prepare' | 'commitOnePhase', statement: string, expectedTag: string, unknownState: PostgresBranchState): Promise<void> {
+    let result: QueryResult;
+    try {
+      result = await this.#pinned.client.query(statement);
+    } catch (err) {
+      if (isPostgresConnectionError(this.#pinned.noteError(err))) {
+        this.#pinned.release();
+        this.#state = unknownState;
+        throw phaseOneFailure(err, this.#what(what));
+      }
+      const failure = phaseOneFailure(err, this.#what(what));
+      await this.#rollbackAndRelease(failure);
+      throw failure;
+    }
+    if (result.command !== expectedTag) {
+      const failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what(what)}: PostgreSQL answered ${result.command} instead of ${expectedTag}: the transaction had already failed and was rolled back`);
+      await this.#rollbackAndRelease(failure);
+      throw failure;
+    }
   }
 
   /**
@@ -233,25 +242,7 @@ export class PostgresBranch implements Branch {
         return;
       }
       await this.#checkStillInTransaction('commitOnePhase');
-      let result: QueryResult;
-      try {
-        result = await this.#pinned.client.query('COMMIT');
-      } catch (err) {
-        if (isPostgresConnectionError(this.#pinned.noteError(err))) {
-          this.#pinned.release();
-          this.#state = 'commit-unknown';
-          throw phaseOneFailure(err, this.#what('commitOnePhase'));
-        }
-        const failure = phaseOneFailure(err, this.#what('commitOnePhase'));
-        await this.#rollbackAndRelease(failure);
-        throw failure;
-      }
-      // Same trap as PREPARE: COMMIT of an aborted transaction answers "ROLLBACK", no error.
-      if (result.command !== 'COMMIT') {
-        const failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what('commitOnePhase')}: PostgreSQL answered ${result.command} instead of COMMIT: the transaction had already failed and was rolled back`);
-        await this.#rollbackAndRelease(failure);
-        throw failure;
-      }
+      await this.#endTransactionBlock('commitOnePhase', 'COMMIT', 'COMMIT', 'commit-unknown');
       this.#pinned.release();
       this.#state = 'committed';
     });
