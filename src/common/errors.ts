@@ -49,6 +49,8 @@ export const ErrorCode = {
   TransactionRolledBack: 'METAQ_ERR_TX_ROLLED_BACK',
   /** A participant of a global (XA) transaction reported an outcome contrary to the decision; an operator must check. */
   TransactionHeuristic: 'METAQ_ERR_TX_HEURISTIC',
+  /** A ZooKeeper operation failed (not connected, session expired, unexpected node state). */
+  Zookeeper: 'METAQ_ERR_ZOOKEEPER',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -245,5 +247,23 @@ export class TransactionHeuristicError extends MetaqError {
     this.gtrid = gtrid;
     this.decision = decision;
     this.participants = participants;
+  }
+}
+
+/**
+ * A ZooKeeper operation failed. `zkCode` is the name of ZooKeeper's error (`CONNECTION_LOSS`,
+ * `SESSION_EXPIRED`, `NO_NODE`, `NODE_EXISTS`, ...) or `TIMEOUT` when the ensemble could not be
+ * reached in time. Retriable for connection problems: the client reconnects by itself.
+ */
+export class ZookeeperError extends MetaqError {
+  /** ZooKeeper's error name, or `TIMEOUT`. */
+  readonly zkCode: string;
+  /** The znode the operation was about, if any. */
+  readonly path: string | undefined;
+
+  constructor(zkCode: string, message: string, options: MetaqErrorOptions & { path?: string } = {}) {
+    super(ErrorCode.Zookeeper, message, { cause: options.cause, retriable: options.retriable ?? false });
+    this.zkCode = zkCode;
+    this.path = options.path;
   }
 }

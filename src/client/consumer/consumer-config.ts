@@ -7,6 +7,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError } from '../../common/errors.js';
+import type { LoadBalanceStrategy } from '../session/broker-discovery.js';
 import { groupNameError } from './group-name.js';
 
 /** MetaQ's `fetchTimeoutInMills`. */
@@ -51,6 +52,11 @@ export interface ConsumerConfig {
   readonly consumeFromMaxOffset?: boolean;
   /** Root of the recover store; messages go to `<recoverPath>/<topic>@<group>/`. Default `~/.meta_recover`. */
   readonly recoverPath?: string;
+  /**
+   * How a group spreads partitions over its members in cluster mode (MetaQ's
+   * `loadBalanceStrategyType`): `range` (DEFAULT) or `consistent-hash` (CONSIST). Default `range`.
+   */
+  readonly loadBalanceStrategy?: LoadBalanceStrategy;
 }
 
 /** A consumer configuration with every default applied. */
@@ -59,6 +65,14 @@ export type ResolvedConsumerConfig = Readonly<Required<ConsumerConfig>>;
 function integer(name: string, value: number | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`ConsumerConfig.${name} must be an integer >= ${min}, got ${String(value)}`);
+  return value;
+}
+
+function strategy(value: LoadBalanceStrategy | undefined): LoadBalanceStrategy {
+  if (value === undefined) return 'range';
+  if (value !== 'range' && value !== 'consistent-hash') {
+    throw new InvalidArgumentError(`ConsumerConfig.loadBalanceStrategy must be 'range' or 'consistent-hash', got ${JSON.stringify(value)}`);
+  }
   return value;
 }
 
@@ -87,5 +101,6 @@ export function resolveConsumerConfig(config: ConsumerConfig): ResolvedConsumerC
     offset: integer('offset', config.offset, 0, 0),
     consumeFromMaxOffset: config.consumeFromMaxOffset ?? false,
     recoverPath: config.recoverPath ?? defaultRecoverPath(),
+    loadBalanceStrategy: strategy(config.loadBalanceStrategy),
   });
 }

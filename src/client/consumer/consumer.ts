@@ -18,7 +18,7 @@ import { LONG_MAX_OFFSET } from '../../protocol/frames.js';
 import type { MessageFilter, MessageListener } from '../message.js';
 import { createLocalOffsetStorage } from '../offsets/local-offset-storage.js';
 import type { OffsetStorage, PartitionOffset } from '../offsets/offset-storage.js';
-import type { PartitionRef } from '../session/broker-discovery.js';
+import type { GroupMembership, PartitionRef } from '../session/broker-discovery.js';
 import type { Closable, SessionContext } from '../session/session-context.js';
 import { resolveConsumerConfig, type ConsumerConfig, type ResolvedConsumerConfig } from './consumer-config.js';
 import { FetchRunner } from './fetch-runner.js';
@@ -99,6 +99,7 @@ class Consumer implements MessageConsumer, Closable {
   #commitTimer: NodeJS.Timeout | undefined;
   #committing: Promise<void> = Promise.resolve();
   #recoverTask: RecoverTask | undefined;
+  #membership: GroupMembership | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(context: SessionContext, config: ResolvedConsumerConfig, offsetStorage: OffsetStorage | undefined) {
@@ -130,13 +131,17 @@ class Consumer implements MessageConsumer, Closable {
     if (this.#subscriptions.size === 0) throw new IllegalStateError('subscribe() to at least one topic before completeSubscribe()');
     this.#state = 'starting';
     try {
-      for (const subscription of this.#subscriptions.values()) {
-        const { topic } = subscription;
-        const partitions = await this.#context.discovery.subscribePartitions(topic, this.config.group, this.config.consumerId, (next) => {
-          this.#assign(subscription, next).catch((error: unknown) => this.#log.error({ err: error, topic }, 'reassignment failed'));
-        });
-        await this.#assign(subscription, partitions);
-      }
+      this.#membership = await this.#context.discovery.joinGroup({
+        group: this.config.group,
+        consumerId: this.config.consumerId,
+        topics: [...this.#subscriptions.keys()],
+        strategy: this.config.loadBalanceStrategy,
+        onAssignment: (topic, partitions) => {
+          const subscription = this.#subscriptions.get(topic);
+          if (subscription === undefined) return Promise.reject(new IllegalStateError(`assignment for topic '${topic}', which this consumer did not subscribe`));
+          return this.#assign(subscription, partitions);
+        },
+      });
     } catch (error) {
       await this.#stopRunners();
       this.#runners.clear();
@@ -183,11 +188,9 @@ class Consumer implements MessageConsumer, Closable {
         this.#log.error({ err: error }, 'final offset commit failed; messages since the last commit will be delivered again');
         failure = error;
       });
-      for (const topic of this.#subscriptions.keys()) {
-        await this.#context.discovery.unsubscribe(topic, this.config.group, this.config.consumerId).catch((error: unknown) => {
-          this.#log.warn({ err: error, topic }, 'releasing the partitions failed');
-        });
-      }
+      await this.#membership?.leave().catch((error: unknown) => {
+        this.#log.warn({ err: error }, 'leaving the consumer group failed');
+      });
     }
     if (this.#ownsStorage) await this.offsetStorage.close();
     this.#state = 'closed';

@@ -14,26 +14,57 @@ export interface PartitionRef {
   readonly partition: number;
 }
 
+/** How a consumer group spreads partitions over its members (MetaQ's `loadBalanceStrategyType`). */
+export type LoadBalanceStrategy =
+  /** MetaQ's DEFAULT: contiguous ranges of the sorted partition list, one per sorted member. */
+  | 'range'
+  /** MetaQ's CONSIST: a ketama ring of 160 points per member. */
+  | 'consistent-hash';
+
+/** What a consumer asks of the discovery when it starts fetching. */
+export interface GroupSubscription {
+  readonly group: string;
+  readonly consumerId: string;
+  /** The topics subscribed (MetaQ registers them as the member node's data). */
+  readonly topics: readonly string[];
+  readonly strategy: LoadBalanceStrategy;
+  /**
+   * Delivers a topic's new partition set for this member. The discovery awaits it: when it
+   * resolves, the consumer fetches exactly `partitions` of `topic`, has stopped fetching the
+   * others (listener calls in progress finished) and committed their offsets, so they can be
+   * handed to another member. A rejection means "could not apply"; the discovery retries.
+   */
+  readonly onAssignment: (topic: string, partitions: readonly PartitionRef[]) => Promise<void>;
+}
+
+/** A consumer's membership of its group, from {@link BrokerDiscovery.joinGroup}. */
+export interface GroupMembership {
+  /**
+   * Leaves the group: releases the partitions (call after the consumer stopped fetching and
+   * committed) and removes the member node. Idempotent.
+   */
+  leave(): Promise<void>;
+}
+
 /**
- * Resolves topics to partitions. Implementations: the direct-URL discovery now; a ZooKeeper
- * one later (it reads the broker registrations, owns partitions for a consumer group through
- * ephemeral znodes, and calls `onChange` after a rebalance).
+ * Resolves topics to partitions. Implementations: the direct-URL discovery (one broker, no
+ * coordination) and the ZooKeeper discovery (reads the broker registrations, owns partitions
+ * for a consumer group through ephemeral znodes, rebalances when members or brokers change).
  */
 export interface BrokerDiscovery {
   /** The partitions a producer may send `topic` to (a single `-1` entry: the broker chooses). */
   publishPartitions(topic: string): Promise<readonly PartitionRef[]>;
   /**
-   * The partitions of `topic` this member of `group` should fetch. `onChange` is called with
-   * the new assignment whenever it changes (never in direct mode).
+   * Calls `listener` with the new publish partitions of `topic` whenever they change (a broker
+   * joins or leaves). Never called in direct mode. Returns the unsubscribe function.
    */
-  subscribePartitions(
-    topic: string,
-    group: string,
-    consumerId: string,
-    onChange: (partitions: readonly PartitionRef[]) => void,
-  ): Promise<readonly PartitionRef[]>;
-  /** Gives up a consumer's partitions (before the consumer stops). */
-  unsubscribe(topic: string, group: string, consumerId: string): Promise<void>;
+  onPublishPartitionsChange(topic: string, listener: (partitions: readonly PartitionRef[]) => void): () => void;
+  /**
+   * Joins `subscription.group` and starts delivering assignments through `onAssignment`.
+   * Resolves once every topic got its first assignment (which may be empty when the group has
+   * more members than partitions). Direct mode: every partition of each topic, once.
+   */
+  joinGroup(subscription: GroupSubscription): Promise<GroupMembership>;
   /** The brokers currently known, `meta://host:port`. */
   brokerUrls(): readonly string[];
   /** Releases watches and sessions. */

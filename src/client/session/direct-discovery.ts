@@ -15,7 +15,7 @@ import { IllegalStateError } from '../../common/errors.js';
 import { componentLogger } from '../../common/logger.js';
 import { parseBrokerConfig, topicConfigFor } from '../../common/config/index.js';
 import type { BrokerConfig } from '../../common/config/types.js';
-import type { BrokerDiscovery, PartitionRef } from './broker-discovery.js';
+import type { BrokerDiscovery, GroupMembership, GroupSubscription, PartitionRef } from './broker-discovery.js';
 import { parseStatsBody, statsLines } from './stats-body.js';
 
 /** What {@link createDirectDiscovery} needs. */
@@ -52,6 +52,18 @@ class DirectDiscovery implements BrokerDiscovery {
     return this.#refs(brokerId, range(count));
   }
 
+  onPublishPartitionsChange(): () => void {
+    // One broker, configured partitions: nothing changes while the client runs.
+    return () => undefined;
+  }
+
+  async joinGroup(subscription: GroupSubscription): Promise<GroupMembership> {
+    // No coordination in direct mode: every member fetches every partition.
+    for (const topic of subscription.topics) await subscription.onAssignment(topic, await this.subscribePartitions(topic));
+    return { leave: async () => undefined };
+  }
+
+  /** Every partition of `topic` on the broker (exported for tests through joinGroup). */
   async subscribePartitions(topic: string): Promise<readonly PartitionRef[]> {
     const brokerId = await this.#resolveBrokerId();
     const count = this.#options.partitions?.[topic] ?? (await this.#configuredPartitions(topic));
@@ -67,10 +79,6 @@ class DirectDiscovery implements BrokerDiscovery {
       throw new IllegalStateError(`Cannot tell how many partitions topic '${topic}' has on ${this.#options.brokerUrl}: ${why}`);
     }
     return this.#refs(brokerId, existing);
-  }
-
-  async unsubscribe(): Promise<void> {
-    // Nothing is owned in direct mode.
   }
 
   brokerUrls(): readonly string[] {
