@@ -8,7 +8,10 @@
  *   `send`, `commit`, `rollback`) and its commit protocol;
  * - broker-resource.ts: the broker (a producer's XA resource) as a participant;
  * - postgres/: a PostgreSQL database as a participant; log/: the coordinator log;
- * - xid.ts, resource.ts, coordinator-log.ts: the contracts.
+ * - xid.ts, resource.ts, coordinator-log.ts: the contracts;
+ * - `xaTransform` (consume-transform-produce: a consumed message, its PostgreSQL writes, its sends
+ *   and its offset in one global transaction) lives with the consumer
+ *   (client/consumer/xa-transform.ts) and is only re-exported here.
  */
 export {
   createTransactionManager,
@@ -53,3 +56,5 @@ export { createPostgresResource, PostgresResource, PostgresBranch } from './post
 export type { PostgresResourceOptions, PostgresBranchState } from './postgres/index.js';
 export { openCoordinatorLog, FileCoordinatorLog, MemoryCoordinatorLog } from './log/index.js';
 export type { FileCoordinatorLogOptions } from './log/index.js';
+export { xaTransform } from '../client/consumer/xa-transform.js';
+export type { XaTransformHandler, XaTransformListener, XaTransformOptions } from '../client/consumer/xa-transform.js';
