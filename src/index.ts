@@ -20,6 +20,21 @@ export {
   type PostgresOffsetStorage,
   type PostgresOffsetStorageOptions,
 } from './client/index.js';
+// Cluster mode: discovery through ZooKeeper (the factory's zkConnect does this for you).
+export {
+  createZookeeperDiscovery,
+  createZookeeperOffsetStorage,
+  localBroadcastId,
+  DEFAULT_PUBLISH_WAIT_MS,
+  DEFAULT_ZK_CONNECTION_TIMEOUT_MS,
+  DEFAULT_ZK_SESSION_TIMEOUT_MS,
+  type BroadcastConsumerConfig,
+  type ZookeeperDiscovery,
+  type ZookeeperDiscoveryOptions,
+  type ZookeeperOffsetStorage,
+  type ZookeeperOffsetStorageOptions,
+} from './client/index.js';
+export { connectZookeeper, MetaPaths, DEFAULT_ZK_ROOT, type ZkClient, type ZkClientOptions } from './zk/index.js';
 export { decodeMessageId, type MessageIdParts } from './store/message-id.js';
 export { messageChecksum } from './protocol/record.js';
 

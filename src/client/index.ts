@@ -4,7 +4,8 @@
  *
  * - transport/: the connection (opaque-keyed request map, timeouts, reconnect, heartbeat,
  *   write coalescing) behind a small Transport interface;
- * - session/: the factory, its options and broker discovery (direct URL now, ZooKeeper later);
+ * - session/: the factory, its options, broker discovery in direct mode, broadcast groups;
+ * - zk/: discovery through ZooKeeper (broker registrations, consumer groups);
  * - producer/: `publish`/`send`, partition selectors;
  * - consumer/: the fetch loop per partition, retries, the recover store, and the exactly-once
  *   mode with PostgreSQL;
@@ -19,6 +20,13 @@ export type { BrokerDiscovery, PartitionRef } from './session/broker-discovery.j
 export { createDirectDiscovery } from './session/direct-discovery.js';
 export type { DirectDiscoveryOptions } from './session/direct-discovery.js';
 export { parseStatsBody } from './session/stats-body.js';
+export { DEFAULT_ZK_CONNECTION_TIMEOUT_MS, DEFAULT_ZK_SESSION_TIMEOUT_MS } from './session/factory-options.js';
+export { localBroadcastId } from './session/broadcast.js';
+export { createZookeeperDiscovery, DEFAULT_PUBLISH_WAIT_MS } from './zk/zk-discovery.js';
+export type { JoinConsumerGroup, ZookeeperDiscovery, ZookeeperDiscoveryOptions } from './zk/zk-discovery.js';
+export { createBrokerRegistry, DEFAULT_REGISTRY_COALESCE_MS, DEFAULT_REGISTRY_RETRY_MS } from './zk/broker-registry.js';
+export type { BrokerRegistry, BrokerRegistryOptions, RegisteredBroker } from './zk/broker-registry.js';
+export type { TopicPartitionSource } from './zk/topic-partition-source.js';
 export { DEFAULT_BROKER_PORT, parseBrokerUrl } from './broker-url.js';
 export type { BrokerAddress } from './broker-url.js';
 export type { ConsumedMessage, Message, MessageFilter, MessageListener, SendResult } from './message.js';
@@ -36,6 +44,7 @@ export {
   defaultRecoverPath,
 } from './consumer/consumer-config.js';
 export type { ConsumerConfig, ResolvedConsumerConfig } from './consumer/consumer-config.js';
+export type { BroadcastConsumerConfig } from './consumer/consumer-config.js';
 export { FORBIDDEN_GROUP_CHARACTERS, groupNameError } from './consumer/group-name.js';
 export { MAX_FETCH_SIZE } from './consumer/fetch-size.js';
 export { recoverStoreDir } from './consumer/recover-store.js';
@@ -43,6 +52,8 @@ export type { OffsetStorage, PartitionOffset, StoredPartition } from './offsets/
 export { createLocalOffsetStorage, defaultLocalOffsetsFile } from './offsets/local-offset-storage.js';
 export type { LocalOffsetStorage } from './offsets/local-offset-storage.js';
 export { createPostgresOffsetStorage } from './offsets/postgres-offset-storage.js';
+export { createZookeeperOffsetStorage } from './offsets/zookeeper-offset-storage.js';
+export type { ZookeeperOffsetStorage, ZookeeperOffsetStorageOptions } from './offsets/zookeeper-offset-storage.js';
 export type { OffsetAdvance, PostgresOffsetStorage, PostgresOffsetStorageOptions } from './offsets/postgres-offset-storage.js';
 export { DEFAULT_POSTGRES_OFFSETS_TABLE } from './offsets/postgres-offset-sql.js';
 export type { PgIsolationLevel } from './offsets/pg-transaction.js';

@@ -28,6 +28,20 @@ export interface ClientEvents {
   'consumer.message_redelivered': ConsumerMessageEvent;
   /** A fetch failed (timeout, connection, broker error); the partition backs off and retries. */
   'consumer.fetch_error': { readonly topic: string; readonly group: string; readonly partition: number; readonly error: unknown };
+  /**
+   * A partition's offset was beyond the end of its log (data deleted, log recreated, failover to a
+   * broker with less data); the consumer moved to `to` per `offsetOutOfRange` (`policy`).
+   */
+  'consumer.offset_reset': {
+    readonly topic: string;
+    readonly group: string;
+    readonly partition: number;
+    readonly from: number;
+    readonly to: number;
+    readonly policy: 'max' | 'min';
+    /** The end of the log the broker reported. */
+    readonly maxOffset: number;
+  };
   /** Offsets were committed to the offset storage. */
   'consumer.offsets_committed': { readonly group: string; readonly partitions: number };
 }

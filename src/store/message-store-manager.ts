@@ -41,6 +41,9 @@ export class MessageStoreManager {
   readonly #opening = new Map<string, Promise<PartitionLog>>();
   readonly #crons: Cron[] = [];
   readonly #topicConfigs = new Map<string, TopicConfig | undefined>();
+  /** Topics with at least one partition log. */
+  readonly #topics = new Set<string>();
+  readonly #topicCreatedListeners = new Set<(topic: string) => void>();
   #closed = false;
 
   private constructor(config: BrokerConfig, logger: Logger) {
@@ -76,6 +79,7 @@ export class MessageStoreManager {
         throw new InvalidArgumentError(`partition ${key} exists under two data paths (${item.dataPath} and ${this.#logs.get(key)?.dir})`);
       }
       this.#logs.set(key, await this.#openLog(item.topic, item.partition, join(item.dataPath, key)));
+      this.#topics.add(item.topic);
     };
     if (this.#config.system.loadMessageStoresInParallel) {
       await Promise.all(found.map(load));
@@ -131,6 +135,10 @@ export class MessageStoreManager {
         await ensureDurableDirectory(dir);
         const log = await this.#openLog(topic, partition, dir);
         this.#logs.set(key, log);
+        if (!this.#topics.has(topic)) {
+          this.#topics.add(topic);
+          this.#emitTopicCreated(topic);
+        }
         return log;
       })().finally(() => this.#opening.delete(key));
       this.#opening.set(key, opening);
@@ -141,6 +149,28 @@ export class MessageStoreManager {
   /** Every open partition log. */
   logs(): PartitionLog[] {
     return [...this.#logs.values()];
+  }
+
+  /**
+   * Calls `listener` (synchronously) when a topic gets its first partition log at run time,
+   * i.e. a put created a topic that had no store yet (ZooKeeper registration hooks in here).
+   * Not called for the topics loaded at start-up. Returns the function that unsubscribes.
+   */
+  onTopicCreated(listener: (topic: string) => void): () => void {
+    this.#topicCreatedListeners.add(listener);
+    return () => {
+      this.#topicCreatedListeners.delete(listener);
+    };
+  }
+
+  #emitTopicCreated(topic: string): void {
+    for (const listener of [...this.#topicCreatedListeners]) {
+      try {
+        listener(topic);
+      } catch (error) {
+        this.#log.error({ err: error, topic }, 'a topic-created listener threw');
+      }
+    }
   }
 
   /**

@@ -1,4 +1,4 @@
-/** Builds broker configurations for tests: a standalone broker with its data in `dataPath`. */
+/** Builds broker configurations for tests: a broker with its data in `dataPath`, standalone unless ZooKeeper keys are given. */
 import { parseBrokerConfig } from '../../src/common/config/index.js';
 import type { BrokerConfig } from '../../src/common/config/types.js';
 
@@ -8,6 +8,11 @@ export interface TestBrokerOptions {
   readonly system?: Readonly<Record<string, string | number>>;
   /** Topic sections (text); default: `[topic=test]` and `[topic=orders-*]` with 3 partitions. */
   readonly topics?: string;
+  /**
+   * `[zookeeper]` keys as written in the file (`zk.zkConnect`, ...). When given, the broker
+   * registers in ZooKeeper (`zk.zkEnable=true` unless set here); otherwise it is standalone.
+   */
+  readonly zookeeper?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /** server.ini text for a standalone test broker. */
@@ -27,7 +32,9 @@ export function testBrokerIni(dataPath: string, options: TestBrokerOptions = {})
     '[system]',
     ...Object.entries(system).map(([key, value]) => `${key}=${value}`),
     '[zookeeper]',
-    'zk.zkEnable=false',
+    ...(options.zookeeper === undefined
+      ? ['zk.zkEnable=false']
+      : Object.entries({ 'zk.zkEnable': true, ...options.zookeeper }).map(([key, value]) => `${key}=${value}`)),
     options.topics ?? '[topic=test]\n[topic=orders-*]\nnumPartitions=3',
     '',
   ].join('\n');

@@ -5,6 +5,7 @@
 import type { BrokerConfig } from '../../common/config/types.js';
 import type { MessageIdGenerator } from '../../store/message-id.js';
 import type { MessageStoreManager } from '../../store/message-store-manager.js';
+import type { ConsumerFilters } from '../filters/filter-loader.js';
 import type { PartitionGate } from '../partition-gate.js';
 import type { BrokerStats } from '../stats/broker-stats.js';
 import type { TransactionHandler } from './transaction-handler.js';
@@ -24,4 +25,6 @@ export interface BrokerContext {
   readonly version: string;
   /** Open client connections (TCP). */
   connectionCount(): number;
+  /** Server-side consumer filters (`group.<name>=<module>`); none when absent. */
+  readonly filters?: ConsumerFilters;
 }

@@ -1,10 +1,13 @@
 /**
  * `get`: a slice of a partition log from an offset (metaq-reference §1.4, §1.6), and `offset`:
- * the start of the segment that holds an offset.
+ * the start of the segment that holds an offset. A group with a server-side filter
+ * (`group.<name>=<module>`) gets the slice filtered (filters/filter-applier.ts explains the
+ * answer's form and why it differs from MetaQ's when a rejected record sits between accepted ones).
  */
 import { LONG_MAX_OFFSET, type LongMaxOffset } from '../../protocol/frames.js';
 import { ResultCode } from '../../protocol/result-codes.js';
 import { componentLogger } from '../../common/logger.js';
+import { applyConsumerFilter } from '../filters/filter-applier.js';
 import type { BrokerContext } from './broker-context.js';
 import { result, type Reply } from './reply.js';
 import {
@@ -51,8 +54,20 @@ export async function handleGet(ctx: BrokerContext, request: GetRequest): Promis
   try {
     const slice = await store.read(offset, Math.min(ctx.config.system.maxTransferSize, request.maxSize));
     switch (slice.kind) {
-      case 'data':
-        return { kind: 'value', data: slice.data };
+      case 'data': {
+        const filter = ctx.filters?.find(topicConfig?.pattern, request.group);
+        if (filter === undefined) return { kind: 'value', data: slice.data };
+        const filtered = applyConsumerFilter(filter, slice.data, { topic, partition, offset });
+        switch (filtered.kind) {
+          case 'value':
+            return { kind: 'value', data: filtered.data };
+          case 'skip':
+            // MetaQ's "nothing acceptable here, move forward" answer.
+            return result(ResultCode.Moved, String(filtered.nextOffset));
+          case 'unfiltered':
+            return { kind: 'value', data: slice.data };
+        }
+      }
       case 'before-start':
         ctx.stats.getMiss(topic);
         return result(ResultCode.Moved, String(slice.minOffset));

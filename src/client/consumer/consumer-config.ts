@@ -57,7 +57,17 @@ export interface ConsumerConfig {
    * `loadBalanceStrategyType`): `range` (DEFAULT) or `consistent-hash` (CONSIST). Default `range`.
    */
   readonly loadBalanceStrategy?: LoadBalanceStrategy;
+  /**
+   * Where to continue when the committed offset is beyond the end of a partition's log (the
+   * data was deleted, the log recreated, or the broker has less data after a failover):
+   * `max` = the end of the log (MetaQ's `updateConsumerOffsets`, Kafka's `latest`), `min` = its
+   * start (re-read everything retained). Default `max`.
+   */
+  readonly offsetOutOfRange?: OffsetOutOfRangePolicy;
 }
+
+/** See {@link ConsumerConfig.offsetOutOfRange}. */
+export type OffsetOutOfRangePolicy = 'max' | 'min';
 
 /** A consumer configuration with every default applied. */
 export type ResolvedConsumerConfig = Readonly<Required<ConsumerConfig>>;
@@ -65,6 +75,12 @@ export type ResolvedConsumerConfig = Readonly<Required<ConsumerConfig>>;
 function integer(name: string, value: number | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`ConsumerConfig.${name} must be an integer >= ${min}, got ${String(value)}`);
+  return value;
+}
+
+function outOfRangePolicy(value: OffsetOutOfRangePolicy | undefined): OffsetOutOfRangePolicy {
+  if (value === undefined) return 'max';
+  if (value !== 'max' && value !== 'min') throw new InvalidArgumentError(`ConsumerConfig.offsetOutOfRange must be 'max' or 'min', got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -102,5 +118,21 @@ export function resolveConsumerConfig(config: ConsumerConfig): ResolvedConsumerC
     consumeFromMaxOffset: config.consumeFromMaxOffset ?? false,
     recoverPath: config.recoverPath ?? defaultRecoverPath(),
     loadBalanceStrategy: strategy(config.loadBalanceStrategy),
+    offsetOutOfRange: outOfRangePolicy(config.offsetOutOfRange),
   });
+}
+
+/**
+ * A broadcast consumer's configuration (`factory.createBroadcastConsumer`, MetaQ's
+ * `MetaBroadcastMessageSessionFactory`, metaq-reference §6.8): the group is rewritten to
+ * `<group>-<broadcastId>` so that each instance is a group of its own and gets every message.
+ */
+export interface BroadcastConsumerConfig extends ConsumerConfig {
+  /**
+   * What makes this instance's group unique. Default: the local IP address with `.` and `:`
+   * replaced by `-` (MetaQ's rule: one broadcast group per host). Set it to run several
+   * broadcast consumers of one group on one machine (e.g. `'host1-worker2'`); it must stay the
+   * same across restarts for the instance to resume from its committed offsets.
+   */
+  readonly broadcastId?: string;
 }

@@ -17,6 +17,15 @@ export type FetchOutcome =
   /** 404 (nothing at/after the offset yet, or no such partition yet) or 403 (partition closed): back off. */
   | { readonly kind: 'empty'; readonly status: number; readonly detail: string };
 
+/**
+ * True for the 404 a broker answers when it has no log for the topic partition at all (MetaQ's
+ * fixed text ``The topic `T` in partition `P` is not exists``), as opposed to "nothing at or
+ * after this offset" (`Could not find message at position N`).
+ */
+export function isMissingPartition(outcome: FetchOutcome): boolean {
+  return outcome.kind === 'empty' && outcome.status === ResultCode.NotFound && /^The topic `.*` in partition `-?\d+` is not exists$/s.test(outcome.detail);
+}
+
 function context(request: OpaquelessRequest, brokerUrl: string): string {
   return request.type === 'get' || request.type === 'offset'
     ? `${request.type} '${request.topic}' partition ${request.partition} offset ${request.offset} on ${brokerUrl}`

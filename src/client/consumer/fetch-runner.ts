@@ -14,6 +14,16 @@
  *    is skipped with an error log (MetaQ would loop on it forever).
  * 6. No whole message in a non-empty answer → the message is larger than `maxSize`: after
  *    `maxIncreaseFetchDataRetries` such answers `maxSize` doubles (fetch-size.ts).
+ * 7. 404 because the offset is beyond the end of the log (data deleted, log recreated, failover
+ *    to a broker with less data): MetaQ's broker keeps answering 404 unless it runs with
+ *    `updateConsumerOffsets=true`, so the consumer would wait forever. At the first 404 of a
+ *    streak the runner asks where the log ends (`get` at Long.MAX_VALUE, answered 301 + max
+ *    offset by every MetaQ broker) — unless the broker itself just confirmed the offset (it is
+ *    the end of data the broker sent, or a 301 target) and no fetch failed since — and during
+ *    a streak at most every {@link OFFSET_RANGE_CHECK_INTERVAL_MS}. When the offset is past the
+ *    end, the runner moves to the end or the start of the log (`offsetOutOfRange`), logs a
+ *    warning and commits the new offset like other progress. An offset below the start is
+ *    answered 301 by the broker itself (step 4).
  *
  * Errors (timeouts, lost connections, 5xx) back off like empty fetches and retry forever; a
  * consumer never gives up on a partition by itself.
@@ -24,6 +34,7 @@ import { ATTRIBUTE_FLAG, decodeMessageData } from '../../protocol/message-data.j
 import { MessageRecordIterator, type MessageRecord } from '../../protocol/message-records.js';
 import { InvalidRecordError } from '../../protocol/protocol-error.js';
 import { RECORD_HEADER_SIZE } from '../../protocol/record.js';
+import { parseBrokerUrl } from '../broker-url.js';
 import type { ClientEmitter } from '../instrumentation.js';
 import type { ConsumedMessage, MessageFilter, MessageListener } from '../message.js';
 import type { PartitionRef } from '../session/broker-discovery.js';
@@ -32,9 +43,17 @@ import { ABORTED, sleep, untilAborted } from '../util/sleep.js';
 import type { ResolvedConsumerConfig } from './consumer-config.js';
 import { deliver, type DeliveryContext } from './deliver.js';
 import { FetchBackoff } from './fetch-backoff.js';
-import { interpretGet, interpretOffset, type FetchOutcome } from './fetch-response.js';
+import { interpretGet, interpretOffset, isMissingPartition, type FetchOutcome } from './fetch-response.js';
 import { FetchSizeTuner } from './fetch-size.js';
 import type { RecoverStore } from './recover-store.js';
+import { ResultCode } from '../../protocol/result-codes.js';
+
+/**
+ * During a streak of 404 answers, how often the runner checks again whether its offset is beyond
+ * the end of the log (step 7). An idle consumer caught up with its partition thus adds one small
+ * request per this interval at most.
+ */
+export const OFFSET_RANGE_CHECK_INTERVAL_MS = 10_000;
 
 /** Settings of one {@link FetchRunner}. */
 export interface FetchRunnerOptions {
@@ -79,6 +98,13 @@ export class FetchRunner {
   /** Absolute offset of the last record found corrupt, to tell corruption from misalignment. */
   #lastBadOffset: number | undefined;
   #failing = false;
+  /**
+   * Step 7: false while the offset comes from outside (a commit, the configuration) or a fetch
+   * failed since the broker last vouched for it: the next 404 then checks it at once.
+   */
+  #offsetConfirmed = false;
+  #lastRangeCheckAt = Number.NEGATIVE_INFINITY;
+  #unsubscribe: () => void = () => undefined;
   #loop: Promise<void> | undefined;
 
   constructor(options: FetchRunnerOptions) {
@@ -125,7 +151,14 @@ export class FetchRunner {
 
   /** Starts fetching. */
   start(): void {
-    this.#loop ??= this.#run();
+    if (this.#loop !== undefined) return;
+    // A reconnect may mean a restarted broker with less data (step 7): check the offset again.
+    // (The fetch itself may not fail: the connection can come back while this loop sleeps.)
+    const url = normalizedUrl(this.#o.ref.brokerUrl);
+    this.#unsubscribe = this.#o.emitter.on('connection.connect', ({ brokerUrl, reconnect }) => {
+      if (reconnect && brokerUrl === url) this.#offsetConfirmed = false;
+    });
+    this.#loop = this.#run();
   }
 
   /**
@@ -134,6 +167,7 @@ export class FetchRunner {
    */
   async stop(): Promise<void> {
     this.#abort.abort();
+    this.#unsubscribe();
     await this.#loop;
   }
 
@@ -158,6 +192,9 @@ export class FetchRunner {
       }
       if (outcome === ABORTED) return;
       this.#recovered();
+      const wasConfirmed = this.#offsetConfirmed;
+      // Data from, or a 301 to, this offset: the broker vouches that it is inside the log.
+      if (outcome.kind !== 'empty') this.#offsetConfirmed = true;
       switch (outcome.kind) {
         case 'value':
           // A get never carries LONG_MAX_OFFSET and answers with data: the broker answers it with 301.
@@ -167,15 +204,73 @@ export class FetchRunner {
           if (outcome.offset === requestOffset) {
             await sleep(this.#backoff.miss(), signal);
           } else {
-            this.#o.log.info({ from: String(requestOffset), to: outcome.offset }, 'broker moved the fetch offset');
+            // A forward skip from a position the broker had confirmed is routine with a server-side
+            // filter (rejected messages skipped); anything else (start below the log start, a
+            // committed offset moved) is worth an info line.
+            const routine = wasConfirmed && typeof requestOffset === 'number' && outcome.offset > requestOffset;
+            this.#o.log[routine ? 'debug' : 'info']({ from: String(requestOffset), to: outcome.offset }, 'broker moved the fetch offset');
             this.#moveTo(outcome.offset, this.#messageId);
             this.#floor = outcome.offset;
           }
           break;
         case 'empty':
+          // A partition the broker has no log for yet has no end to compare with: wait for it.
+          if (outcome.status === ResultCode.NotFound && !isMissingPartition(outcome) && requestOffset !== LONG_MAX_OFFSET && this.#rangeCheckDue()) {
+            const moved = await this.#resolveOutOfRange(requestOffset);
+            if (moved || signal.aborted) break; // fetch from the new offset at once
+          }
           await sleep(this.#backoff.miss(), signal);
           break;
       }
+    }
+  }
+
+  /** Step 7: whether this 404 should check the offset against the end of the log. */
+  #rangeCheckDue(): boolean {
+    const now = Date.now();
+    if (this.#offsetConfirmed && now - this.#lastRangeCheckAt < OFFSET_RANGE_CHECK_INTERVAL_MS) return false;
+    this.#lastRangeCheckAt = now;
+    return true;
+  }
+
+  /**
+   * Step 7: asks where the log ends and, when `requestOffset` is past it, moves to the end or
+   * the start of the log per `offsetOutOfRange`. True when the offset moved.
+   */
+  async #resolveOutOfRange(requestOffset: number): Promise<boolean> {
+    const { topic, ref, config, connection, emitter, log } = this.#o;
+    const signal = this.#abort.signal;
+    const base = { topic, group: config.group, partition: ref.partition };
+    try {
+      // Every MetaQ broker answers a get at Long.MAX_VALUE with 301 + its max offset.
+      const end = await untilAborted(connection.request({ type: 'get', ...base, offset: LONG_MAX_OFFSET, maxSize: this.#size.current }, config.fetchTimeoutInMills, interpretGet), signal);
+      // 404: the partition is gone meanwhile; nothing to compare with (the next 404 asks again).
+      if (end === ABORTED || end.kind !== 'moved') return false;
+      this.#offsetConfirmed = true;
+      if (requestOffset <= end.offset) return false;
+      const maxOffset = end.offset;
+      let target = maxOffset;
+      if (config.offsetOutOfRange === 'min') {
+        // `offset 0` answers the start of the first segment: the log's min offset.
+        const start = await untilAborted(connection.request({ type: 'offset', ...base, offset: 0 }, config.fetchTimeoutInMills, interpretOffset), signal);
+        if (start === ABORTED) return false;
+        target = Math.min(start, maxOffset);
+      }
+      log.warn(
+        { topic, partition: ref.partition, group: config.group, from: requestOffset, to: target, maxOffset, policy: config.offsetOutOfRange },
+        `consumer offset ${requestOffset} is beyond the end of the log of ${topic}-${ref.partition} (max offset ${maxOffset}); ` +
+          `continuing at the ${config.offsetOutOfRange === 'min' ? 'start' : 'end'} of the log, offset ${target} (offsetOutOfRange='${config.offsetOutOfRange}')`,
+      );
+      this.#moveTo(target, this.#messageId);
+      this.#floor = target; // a move back: records from here on were never consumed
+      this.#backoff.reset();
+      if (emitter.has('consumer.offset_reset')) {
+        emitter.emit('consumer.offset_reset', { ...base, from: requestOffset, to: target, policy: config.offsetOutOfRange, maxOffset });
+      }
+      return true;
+    } catch (error) {
+      this.#fetchFailed(error);
+      return false;
     }
   }
 
@@ -288,6 +383,8 @@ export class FetchRunner {
 
   #fetchFailed(error: unknown): void {
     const { topic, ref, config, emitter, log } = this.#o;
+    // After an outage (a broker restarted with less data, a failover) the first 404 checks again.
+    this.#offsetConfirmed = false;
     if (!this.#failing) log.warn({ err: error }, 'fetch failed; backing off');
     else log.debug({ err: error }, 'fetch failed again');
     this.#failing = true;
@@ -298,6 +395,15 @@ export class FetchRunner {
     if (!this.#failing) return;
     this.#failing = false;
     this.#o.log.info('fetching again');
+  }
+}
+
+/** `meta://host:port` as connections report it in events. */
+function normalizedUrl(brokerUrl: string): string {
+  try {
+    return parseBrokerUrl(brokerUrl).url;
+  } catch {
+    return brokerUrl;
   }
 }
 

@@ -10,6 +10,7 @@
  * side), so that `close()` waits for their requests and rolls back open local transactions.
  */
 import { ClientClosedError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
+import { componentLogger } from '../../common/logger.js';
 import { topicNameError } from '../../common/config/index.js';
 import { encodeMessageData } from '../../protocol/message-data.js';
 import { messageChecksum } from '../../protocol/record.js';
@@ -24,6 +25,8 @@ import type { ProducerBound, TransactionHost } from '../transaction/transaction-
 import { createXaResource, type XAResource, type XAResourceOptions } from '../transaction/xa-resource.js';
 import { roundRobinSelector, type PartitionSelector } from './partition-selectors.js';
 import { interpretPut } from './put-response.js';
+
+const log = componentLogger('client.producer');
 
 /** Options of `createProducer`. */
 export interface ProducerOptions {
@@ -96,8 +99,13 @@ export function createMessageProducer(context: SessionContext, options: Producer
 
 /** What the producer knows about a published topic. */
 interface TopicState {
+  /** The partitions sends choose from; kept fresh by the discovery's change events. */
   partitions: readonly PartitionRef[] | undefined;
   resolving: Promise<readonly PartitionRef[]> | undefined;
+  /** Incremented by every change event: an answer asked before it is stale. */
+  version: number;
+  /** Stops the change events (at close). */
+  unsubscribe: () => void;
 }
 
 class Producer implements MessageProducer, TransactionHost, RequestOwner, Closable {
@@ -123,7 +131,18 @@ class Producer implements MessageProducer, TransactionHost, RequestOwner, Closab
     const problem = typeof topic === 'string' ? topicNameError(topic) : 'it is not a string';
     if (problem !== undefined) throw new InvalidArgumentError(`publish: invalid topic ${JSON.stringify(topic)}: ${problem}`);
     let state = this.#topics.get(topic);
-    if (state === undefined) this.#topics.set(topic, (state = { partitions: undefined, resolving: undefined }));
+    if (state === undefined) {
+      const created: TopicState = { partitions: undefined, resolving: undefined, version: 0, unsubscribe: () => undefined };
+      // Subscribed before the first answer is asked for, so that no change can fall in between.
+      // A broker that registers later is used from its event on, one that leaves is no longer
+      // chosen (its sends in flight fail or succeed on their own).
+      created.unsubscribe = this.#context.discovery.onPublishPartitionsChange(topic, (partitions) => {
+        created.version += 1;
+        created.partitions = partitions;
+        log.debug({ topic, partitions: partitions.length, brokers: [...new Set(partitions.map((p) => p.brokerUrl))] }, 'partitions of a published topic changed');
+      });
+      this.#topics.set(topic, (state = created));
+    }
     await this.#resolve(topic, state);
   }
 
@@ -134,9 +153,17 @@ class Producer implements MessageProducer, TransactionHost, RequestOwner, Closab
       return Promise.reject(new IllegalStateError(`Call producer.publish('${message.topic}') before sending to topic '${message.topic}'`));
     }
     const partitions = state.partitions;
-    if (partitions === undefined) return this.#resolve(message.topic, state).then(() => this.send(message, options));
+    // Unknown yet, or none available right now (every broker of the topic left): ask the
+    // discovery, which waits a little for a broker and then says why there is none.
+    const timeoutMs = options?.timeoutMs ?? this.#timeoutMs;
+    if (partitions === undefined || partitions.length === 0) {
+      return this.#resolve(message.topic, state).then((resolved) => {
+        if (this.#closed) throw new ClientClosedError('The producer');
+        return this.#put(message, resolved, timeoutMs);
+      });
+    }
     try {
-      return this.#put(message, partitions, options?.timeoutMs ?? this.#timeoutMs);
+      return this.#put(message, partitions, timeoutMs);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -226,6 +253,7 @@ class Producer implements MessageProducer, TransactionHost, RequestOwner, Closab
     this.#closing ??= (async () => {
       // Open local transactions are rolled back explicitly: the connection is shared, so the
       // broker would otherwise keep them until they time out.
+      for (const state of this.#topics.values()) state.unsubscribe();
       await Promise.all([...this.#bound].map((bound) => bound.producerClosing()));
       if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
       this.#context.release(this);
@@ -241,7 +269,7 @@ class Producer implements MessageProducer, TransactionHost, RequestOwner, Closab
 
   #put(message: Message, partitions: readonly PartitionRef[], timeoutMs: number): Promise<SendResult> {
     const { topic, data, flag } = encodeOutgoing(message);
-    if (partitions.length === 0) throw new IllegalStateError(`No partition of topic '${topic}' is available`);
+    if (partitions.length === 0) throw new IllegalStateError(`No partition of topic '${topic}' is available: no broker serves it at the moment`);
     const ref = partitions.length === 1 ? (partitions[0] as PartitionRef) : this.selector.select(topic, partitions, message);
     const connection = this.#context.pool.get(ref.brokerUrl);
     this.#inFlight += 1;
@@ -254,12 +282,14 @@ class Producer implements MessageProducer, TransactionHost, RequestOwner, Closab
   }
 
   #resolve(topic: string, state: TopicState): Promise<readonly PartitionRef[]> {
-    if (state.partitions !== undefined) return Promise.resolve(state.partitions);
+    if (state.partitions !== undefined && state.partitions.length > 0) return Promise.resolve(state.partitions);
+    const version = state.version;
     state.resolving ??= this.#context.discovery.publishPartitions(topic).then(
       (partitions) => {
-        state.partitions = partitions;
         state.resolving = undefined;
-        return partitions;
+        // A change event that came meanwhile is newer than this answer.
+        if (state.version === version || state.partitions === undefined || state.partitions.length === 0) state.partitions = partitions;
+        return state.partitions;
       },
       (error: unknown) => {
         state.resolving = undefined;

@@ -3,6 +3,7 @@
  * (one broker, `serverUrl`) and ZooKeeper discovery (`/meta/brokers/topics/...`, consumer
  * rebalancing) are interchangeable for producers and consumers.
  */
+import type { OffsetStorage } from '../offsets/offset-storage.js';
 
 /** One partition of a topic on one broker. */
 export interface PartitionRef {
@@ -67,6 +68,17 @@ export interface BrokerDiscovery {
   joinGroup(subscription: GroupSubscription): Promise<GroupMembership>;
   /** The brokers currently known, `meta://host:port`. */
   brokerUrls(): readonly string[];
+  /**
+   * Optional: resolves once the discovery has learnt the brokers (ZooKeeper: `brokers/ids` read
+   * once), so that {@link brokerUrls} is meaningful.
+   */
+  ready?(): Promise<void>;
+  /**
+   * Optional: the offset storage of a consumer created without one (ZooKeeper: MetaQ's default,
+   * offsets under `consumers/<group>/offsets`). The consumer closes it with itself. Without this
+   * method, consumers keep offsets in a local file.
+   */
+  createOffsetStorage?(): OffsetStorage;
   /** Releases watches and sessions. */
   close(): Promise<void>;
 }

@@ -3,7 +3,8 @@
  * broker connections and the discovery, and creates producers and consumers.
  *
  * ```ts
- * const factory = createMessageSessionFactory({ serverUrl: 'meta://127.0.0.1:8123' });
+ * const factory = createMessageSessionFactory({ serverUrl: 'meta://127.0.0.1:8123' }); // one broker
+ * // or, for a cluster: createMessageSessionFactory({ zkConnect: '127.0.0.1:2181', zkRoot: '/meta' })
  * const producer = factory.createProducer();
  * await producer.publish('test');
  * const result = await producer.send({ topic: 'test', data: 'hello' });
@@ -16,13 +17,17 @@ import type { ResponseFrame } from '../../protocol/frames.js';
 import { ResultCode } from '../../protocol/result-codes.js';
 import { brokerErrorFor, unexpectedResponse } from '../broker-errors.js';
 import { createMessageConsumer, type MessageConsumer } from '../consumer/consumer.js';
-import type { ConsumerConfig } from '../consumer/consumer-config.js';
+import type { BroadcastConsumerConfig, ConsumerConfig } from '../consumer/consumer-config.js';
 import { ClientEmitter, type ClientEventListener, type ClientEventName, type ClientInstrumentation } from '../instrumentation.js';
 import type { OffsetStorage } from '../offsets/offset-storage.js';
 import { createMessageProducer, type MessageProducer, type ProducerOptions } from '../producer/producer.js';
 import { ConnectionPool } from '../transport/connection-pool.js';
 import type { OpaquelessRequest } from '../transport/request.js';
 import type { BrokerDiscovery, PartitionRef } from './broker-discovery.js';
+import { connectZookeeper } from '../../zk/zookeeper-client.js';
+import { MetaPaths } from '../../zk/meta-paths.js';
+import { createZookeeperDiscovery } from '../zk/zk-discovery.js';
+import { broadcastConsumerConfig } from './broadcast.js';
 import { createDirectDiscovery } from './direct-discovery.js';
 import { resolveFactoryOptions, type MessageSessionFactoryOptions } from './factory-options.js';
 import type { Closable, SessionContext } from './session-context.js';
@@ -37,13 +42,24 @@ export interface MessageSessionFactory extends ClientInstrumentation {
    */
   createProducer(options?: ProducerOptions): MessageProducer;
   /**
-   * A new consumer. Without `offsetStorage`, offsets go to a local file (`~/.meta_offsets`),
-   * which the consumer closes with itself; a storage passed in is the caller's to close.
+   * A new consumer. Without `offsetStorage`, offsets go to ZooKeeper in cluster mode
+   * (`<zkRoot>/consumers/<group>/offsets`, MetaQ's default) and to a local file
+   * (`~/.meta_offsets`) in direct mode; the consumer closes that storage with itself. A storage
+   * passed in is the caller's to close.
    *
    * @throws {InvalidArgumentError} for a bad configuration (e.g. a group name with `.`);
    *   {@link ClientClosedError} after `close()`.
    */
   createConsumer(config: ConsumerConfig, offsetStorage?: OffsetStorage): MessageConsumer;
+  /**
+   * A broadcast consumer (MetaQ's `createBroadcastConsumer`, metaq-reference §6.8): its group
+   * becomes `<group>-<local IP with . and : replaced by ->` (or `<group>-<broadcastId>`), a group
+   * of its own, so every instance gets every message. Without `offsetStorage`, offsets go to a
+   * local file (`~/.meta_offsets`), in cluster mode too.
+   *
+   * @throws {InvalidArgumentError} for a bad configuration; {@link ClientClosedError} after `close()`.
+   */
+  createBroadcastConsumer(config: BroadcastConsumerConfig, offsetStorage?: OffsetStorage): MessageConsumer;
   /** The partitions a producer sends `topic` to. */
   getPartitionsForTopic(topic: string): Promise<readonly PartitionRef[]>;
   /** The broker's configuration file (`stats config`), raw text. */
@@ -90,10 +106,18 @@ class SessionFactory implements MessageSessionFactory {
     this.#requestTimeoutMs = resolved.requestTimeoutMs;
     this.#pool = new ConnectionPool(resolved.connection, this.#emitter);
     const server = resolved.server;
+    const zookeeper = resolved.zookeeper;
     if (resolved.discovery !== undefined) this.#discovery = resolved.discovery;
     else if (server !== undefined) {
       this.#discovery = createDirectDiscovery({ brokerUrl: server.url, partitions: resolved.partitions, stats: (item) => this.#stats(item, server.url) });
-    } else throw new IllegalStateError('unreachable: resolveFactoryOptions requires serverUrl or discovery');
+    } else if (zookeeper !== undefined) {
+      const zk = connectZookeeper({
+        connectString: zookeeper.connectString,
+        sessionTimeoutMs: zookeeper.sessionTimeoutMs,
+        connectionTimeoutMs: zookeeper.connectionTimeoutMs,
+      });
+      this.#discovery = createZookeeperDiscovery({ zk, paths: new MetaPaths(zookeeper.root), ownsClient: true, publishWaitMs: resolved.requestTimeoutMs });
+    } else throw new IllegalStateError('unreachable: resolveFactoryOptions requires serverUrl, zkConnect or discovery');
     this.#context = {
       pool: this.#pool,
       discovery: this.#discovery,
@@ -103,7 +127,7 @@ class SessionFactory implements MessageSessionFactory {
         this.#clients.delete(client);
       },
     };
-    log.debug({ serverUrl: server?.url }, 'session factory created');
+    log.debug({ serverUrl: server?.url, zkConnect: zookeeper?.connectString, zkRoot: zookeeper?.root }, 'session factory created');
   }
 
   on<K extends ClientEventName>(event: K, listener: ClientEventListener<K>): () => void {
@@ -119,7 +143,39 @@ class SessionFactory implements MessageSessionFactory {
 
   createConsumer(config: ConsumerConfig, offsetStorage?: OffsetStorage): MessageConsumer {
     this.#checkOpen();
-    const consumer = createMessageConsumer(this.#context, config, offsetStorage);
+    if (offsetStorage !== undefined || this.#discovery.createOffsetStorage === undefined) return this.#consumer(config, offsetStorage);
+    // The discovery's default storage (ZooKeeper): made here, so the consumer does not own it;
+    // closed here once the consumer has closed (after its last commit).
+    const storage = this.#discovery.createOffsetStorage();
+    const closeStorage = (): void => {
+      storage.close().catch((error: unknown) => log.warn({ err: error }, 'closing an offset storage failed'));
+    };
+    try {
+      return this.#consumer(config, storage, closeStorage);
+    } catch (error) {
+      closeStorage();
+      throw error;
+    }
+  }
+
+  createBroadcastConsumer(config: BroadcastConsumerConfig, offsetStorage?: OffsetStorage): MessageConsumer {
+    this.#checkOpen();
+    // No storage given: the consumer makes and owns a local-file one, as MetaQ's broadcast factory.
+    return this.#consumer(broadcastConsumerConfig(config), offsetStorage);
+  }
+
+  #consumer(config: ConsumerConfig, offsetStorage: OffsetStorage | undefined, closed?: () => void): MessageConsumer {
+    const context: SessionContext =
+      closed === undefined
+        ? this.#context
+        : {
+            ...this.#context,
+            release: (client) => {
+              this.#context.release(client);
+              closed();
+            },
+          };
+    const consumer = createMessageConsumer(context, config, offsetStorage);
     this.#clients.add(consumer as MessageConsumer & Closable);
     return consumer;
   }
@@ -133,6 +189,7 @@ class SessionFactory implements MessageSessionFactory {
   getStats(item?: string, brokerUrl?: string): Promise<Record<string, string>>;
   async getStats(item?: string, brokerUrl?: string): Promise<string | Record<string, string>> {
     this.#checkOpen();
+    if (brokerUrl === undefined && this.#discovery.brokerUrls().length === 0) await this.#discovery.ready?.();
     const url = brokerUrl ?? this.#discovery.brokerUrls()[0];
     if (url === undefined) throw new IllegalStateError('No broker is known yet');
     const text = await this.#stats(item, url);

@@ -1,0 +1,166 @@
+/**
+ * connectZookeeper() against a private real ZooKeeper 3.8: the shared ZkClient conformance
+ * suite, plus what only a real ensemble can show (a SIGKILLed owner process, a hung server).
+ *
+ * How a session expiry is forced: a second connection presents the client's session id and
+ * password and, in the same write, asks to close the session (what ZooKeeper's own tests do).
+ * The server moves the session to the new connection (dropping the client's), then closes it:
+ * the ephemerals go at once, and the client's reconnection is answered "session expired".
+ * Both requests travel in one write so that the client's own reconnection cannot win the
+ * session back in between.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { ZookeeperError } from '../../src/common/errors.js';
+import { connectZookeeper, zkSessionCredentials, type ZkClient } from '../../src/zk/index.js';
+import { waitFor } from '../helpers/wait-for.js';
+import { zkConformance } from '../helpers/zk-conformance.js';
+import { startZookeeper, type ZookeeperServer } from '../helpers/zookeeper-server.js';
+
+/** Small, so that a dead owner's session ends quickly (the server's minimum is 2 ticks = 1 s). */
+const SESSION_TIMEOUT_MS = 2000;
+
+/**
+ * One attempt: attaches to the session and closes it in a single write. Returns the session
+ * timeout of the server's connect response (0: the session no longer exists), or undefined when
+ * the server closed the connection without answering (the client took its session back first).
+ */
+async function attachAndClose(connectString: string, sessionId: Buffer, password: Buffer): Promise<number | undefined> {
+  const [host = '', port = ''] = connectString.split(':');
+  const socket = connect({ host, port: Number(port) });
+  await once(socket, 'connect');
+  // ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId, passwd (length-prefixed).
+  const connectBody = Buffer.alloc(4 + 8 + 4 + 8 + 4 + password.length);
+  let offset = connectBody.writeInt32BE(0, 0) + 8;
+  offset = connectBody.writeInt32BE(SESSION_TIMEOUT_MS, offset);
+  offset += sessionId.copy(connectBody, offset);
+  offset = connectBody.writeInt32BE(password.length, offset);
+  password.copy(connectBody, offset);
+  const connectFrame = Buffer.concat([Buffer.alloc(4), connectBody]);
+  connectFrame.writeInt32BE(connectBody.length, 0);
+  // closeSession: length 8, xid 1, op type -11.
+  const closeFrame = Buffer.alloc(12);
+  closeFrame.writeInt32BE(8, 0);
+  closeFrame.writeInt32BE(1, 4);
+  closeFrame.writeInt32BE(-11, 8);
+  const replies: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => replies.push(chunk));
+  socket.on('error', () => undefined); // a reset is an answer too: see the return value
+  socket.write(Buffer.concat([connectFrame, closeFrame]));
+  await once(socket, 'close');
+  const reply = Buffer.concat(replies);
+  // ConnectResponse: length, protocolVersion, timeOut, ...
+  return reply.length >= 12 ? reply.readInt32BE(8) : undefined;
+}
+
+/**
+ * Ends a live session on the server, as described in the module comment, and resolves once the
+ * server confirms it is gone (a further attach is answered with timeout 0).
+ */
+async function forceExpiry(connectString: string, client: ZkClient): Promise<void> {
+  const credentials = zkSessionCredentials(client);
+  if (credentials === undefined) throw new Error('client is not connected; cannot expire its session');
+  for (let attempt = 1; attempt <= 20; attempt++) {
+    const timeOut = await attachAndClose(connectString, credentials.sessionId, credentials.password);
+    if (timeOut !== undefined && timeOut <= 0) return;
+  }
+  throw new Error(`could not expire session ${credentials.sessionId.toString('hex')}`);
+}
+
+describe('connectZookeeper against a real ZooKeeper', () => {
+  let server: ZookeeperServer;
+  const extraClients: ZkClient[] = [];
+  const open = (options: { connectionTimeoutMs?: number; sessionTimeoutMs?: number } = {}): ZkClient => {
+    const client = connectZookeeper({ connectString: server.connectString, sessionTimeoutMs: options.sessionTimeoutMs ?? SESSION_TIMEOUT_MS, connectionTimeoutMs: options.connectionTimeoutMs ?? 15_000 });
+    extraClients.push(client);
+    return client;
+  };
+
+  before(async () => {
+    server = await startZookeeper();
+  });
+  after(async () => {
+    await Promise.all(extraClients.map((client) => client.close()));
+    await server?.stop();
+  });
+  afterEach(async () => {
+    // A failed outage test must not leave the server down for the next test.
+    if (!server.running) await server.start();
+  });
+
+  describe('conformance', () => {
+    zkConformance({
+      waitMs: 15_000,
+      client: (options) => open(options),
+      expireSession: (client) => forceExpiry(server.connectString, client),
+      outage: async () => {
+        await server.kill();
+        return () => server.start();
+      },
+      clientWhileDown: async (options) => {
+        await server.kill();
+        const client = open(options);
+        return { client, restore: () => server.start() };
+      },
+    });
+  });
+
+  it('a new owner waits for the ephemeral node of a SIGKILLed owner process until its session expires', async () => {
+    const path = `/sigkill-${process.pid}/brokers/ids/7/master`;
+    const dir = await mkdtemp(join(tmpdir(), 'metaq-zk-owner-'));
+    const script = join(dir, 'owner.mts');
+    await writeFile(
+      script,
+      [
+        `import { connectZookeeper } from ${JSON.stringify(resolve('src/zk/index.ts'))};`,
+        `const zk = connectZookeeper({ connectString: ${JSON.stringify(server.connectString)}, sessionTimeoutMs: ${SESSION_TIMEOUT_MS} });`,
+        `await zk.ownEphemeral(${JSON.stringify(path)}, 'old-owner');`,
+        `console.log('OWNED ' + zk.sessionId);`,
+        'setInterval(() => undefined, 1000);',
+      ].join('\n'),
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const lines = createInterface({ input: child.stdout });
+      const [line] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => ['exited'])])) as string[];
+      const match = /^OWNED ([0-9a-f]+)$/.exec(line ?? '');
+      assert.ok(match, `owner process said ${line}`);
+      const oldSession = match[1];
+      const client = open();
+      await client.waitConnected();
+      assert.equal((await client.get(path))?.ephemeralOwner, oldSession);
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+      const killedAt = Date.now();
+      await client.ownEphemeral(path, 'new-owner', { waitMs: 15_000 });
+      const waited = Date.now() - killedAt;
+      assert.deepEqual(await client.get(path), { data: 'new-owner', ephemeralOwner: client.sessionId, version: 0 });
+      // The old session lived on for about its timeout after the process died.
+      assert.ok(waited >= SESSION_TIMEOUT_MS / 2, `took over after ${waited} ms, before the old session could have expired`);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an operation against a hung (SIGSTOPped) server rejects with a retriable TIMEOUT, and works once it resumes', async () => {
+    const client = open({ connectionTimeoutMs: 500, sessionTimeoutMs: 30_000 });
+    await client.waitConnected(15_000);
+    const pid = server.pid;
+    assert.ok(pid !== undefined);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await assert.rejects(client.get('/'), (err: unknown) => err instanceof ZookeeperError && err.zkCode === 'TIMEOUT' && err.retriable);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await waitFor(() => client.exists('/'), { timeoutMs: 15_000, what: 'the server answering again' });
+  });
+});
