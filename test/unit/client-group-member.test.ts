@@ -414,6 +414,18 @@ describe('consumer group member (fake ZooKeeper)', () => {
     h.checkProtocol();
   });
 
+  it('membership changing during a slow step: the computation starts over and converges', async () => {
+    const h = newHarness();
+    const a = await h.join('a', { slowReleaseMs: 300 });
+    await h.converge();
+    await h.join('b');
+    await waitFor(() => h.log.some((e) => e.member === 'a' && e.kind === 'assign-call' && e.partitions.length === 6), { timeoutMs: 2000, intervalMs: 2, what: 'a releasing to b' });
+    await h.join('c'); // while a is still in step 1
+    await h.converge('range', 'three members after the restart');
+    assert.deepEqual([...(a.fetching.get(TOPIC) ?? [])].sort(), ['0-0', '0-1', '0-2', '0-3']);
+    h.checkProtocol();
+  });
+
   it('retries a rejected onAssignment until it succeeds', async () => {
     const h = newHarness();
     const a = await h.join('a', { failFirst: 3 });
@@ -450,6 +462,22 @@ describe('consumer group member (fake ZooKeeper)', () => {
     await h.ensemble.expireSession(d.zk.inner);
     await h.converge('range', 'take-over after the session of a dead member expired');
     assert.ok(Date.now() - started < 2000);
+    h.checkProtocol();
+  });
+
+  it('leave() is idempotent and succeeds after the client was closed (the session took the nodes)', async () => {
+    const h = newHarness();
+    const [a, b] = await Promise.all([h.join('a'), h.join('b')]);
+    await h.converge();
+    // The process stops fetching and closes its client: the session ends, its nodes go.
+    h.log.push({ member: 'a', kind: 'gone', topic: TOPIC, partitions: [], at: Date.now() });
+    h.sessionEnded(a);
+    await a.zk.close();
+    await a.membership.leave();
+    await a.membership.leave();
+    h.members.splice(h.members.indexOf(a), 1);
+    await h.converge('range', 'b alone');
+    assert.equal(b.fetching.get(TOPIC)?.size, 12);
     h.checkProtocol();
   });
 

@@ -223,7 +223,10 @@ class Consumer implements MessageConsumer, Closable {
       await runner.stop();
       this.#retired.push(runner);
     }
-    if (removed.length > 0) await this.commitOffsets().catch(() => undefined);
+    // The partitions stopped are handed to another member once this resolves: their offsets must
+    // be durable first. A failed commit rejects (the group member retries this call), and the
+    // retry commits the runners still retired from the failed attempt.
+    if (removed.length > 0 || this.#retired.length > 0) await this.commitOffsets();
     const added = [...wanted].filter(([key]) => !current.has(key)).map(([, ref]) => ref);
     if (added.length === 0) return;
     const stored = await this.offsetStorage.load(topic, this.config.group, added);

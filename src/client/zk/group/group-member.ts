@@ -264,9 +264,11 @@ class GroupMember implements ZkGroupMembership {
     } catch (error) {
       failures.push(error);
     }
-    if (failures.length > 0) {
-      this.#log.warn({ err: failures[0] }, 'leaving the consumer group was incomplete; the nodes left go away with the ZooKeeper session');
-      throw failures[0];
+    // A closed client's session is over: ZooKeeper already deleted its nodes.
+    const real = failures.filter((error) => !isClosedError(error));
+    if (real.length > 0) {
+      this.#log.warn({ err: real[0] }, 'leaving the consumer group was incomplete; the nodes left go away with the ZooKeeper session');
+      throw real[0];
     }
     this.#log.info('left consumer group');
   }
