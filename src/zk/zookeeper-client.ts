@@ -11,14 +11,16 @@
  */
 import { ZookeeperError } from '../common/errors.js';
 import { componentLogger, type Logger } from '../common/logger.js';
+import { watchConnection } from './connection-watchdog.js';
 import { EphemeralRegistry, type RecreateOutcome } from './ephemeral-registry.js';
 import * as zk from './library.js';
 import type { LibraryClient } from './library.js';
+import { armWatch, createNode, MAX_RACE_ATTEMPTS, removeTree } from './node-ops.js';
 import { WatchRegistry, type WatchKind } from './watch-registry.js';
 import type { Unsubscribe, ZkClient, ZkClientEvents, ZkClientOptions, ZkConnectionState, ZkCreateOptions, ZkCreateResult, ZkNode } from './zk-client.js';
 import { answerTimeoutError, closedError, connectTimeoutError, ephemeralTakenError, notOwnedError } from './zk-errors.js';
 import { ZkEventHub } from './zk-events.js';
-import { ancestorPaths, checkPath, childPath } from './zk-path.js';
+import { checkPath } from './zk-path.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** Upper bound of the library's random pause between two rounds of connection attempts. */
@@ -27,8 +29,6 @@ const SPIN_DELAY_MS = 500;
 const GONE_POLL_MS = 1000;
 /** How long `close()` waits for the server to confirm the end of the session. */
 const CLOSE_WAIT_MS = 3000;
-/** Bound on the create-parents/re-create loops that race with other clients deleting nodes. */
-const MAX_RACE_ATTEMPTS = 5;
 
 /** The library client an operation runs on and the session it had. */
 interface Connection {
@@ -88,6 +88,8 @@ class ZookeeperClient implements ZkClient {
   #state: ZkConnectionState = 'disconnected';
   #sessionId: string | undefined;
   #lib: LibraryClient | undefined;
+  /** Stops the {@link watchConnection} watchdog of {@link #lib}. */
+  #stopWatchdog: () => void = () => undefined;
   /** Incremented for every library client opened (and on close): events of older ones are ignored. */
   #generation = 0;
   /** The session the current library client connected with, and whether it is fully set up. */
@@ -107,7 +109,10 @@ class ZookeeperClient implements ZkClient {
     this.#connectionTimeoutMs = checkTimeout('connectionTimeoutMs', options.connectionTimeoutMs);
     this.#log = componentLogger('zk', { connectString: options.connectString });
     this.#events = new ZkEventHub(this.#log);
-    this.#watches = new WatchRegistry((kind, path, fired) => this.#armWatch(kind, path, fired), this.#log);
+    this.#watches = new WatchRegistry((kind, path, fired) => {
+      const lib = this.#lib;
+      return lib === undefined ? Promise.reject(closedError(this.connectString, 'watch', path)) : armWatch(lib, kind, path, fired);
+    }, this.#log);
     this.#open();
   }
 
@@ -132,12 +137,12 @@ class ZookeeperClient implements ZkClient {
 
   async create(path: string, data: string, options: ZkCreateOptions = {}): Promise<ZkCreateResult> {
     checkPath(path);
-    return this.#run('create', path, true, (c) => this.#createNode(c.lib, path, data, options.mode === 'ephemeral', options.parents ?? true));
+    return this.#run('create', path, true, (c) => createNode(c.lib, path, data, options.mode === 'ephemeral', options.parents ?? true));
   }
 
   async ensurePath(path: string): Promise<void> {
     checkPath(path);
-    await this.#run('ensurePath', path, true, async (c) => (path === '/' ? 'exists' : this.#createNode(c.lib, path, '', false, true)));
+    await this.#run('ensurePath', path, true, async (c) => (path === '/' ? 'exists' : createNode(c.lib, path, '', false, true)));
   }
 
   async get(path: string): Promise<ZkNode | undefined> {
@@ -168,7 +173,7 @@ class ZookeeperClient implements ZkClient {
           if (code !== 'NO_NODE' || attempt >= MAX_RACE_ATTEMPTS) throw err;
           if (version !== undefined) return false;
         }
-        if ((await this.#createNode(c.lib, path, data, false, true)) === 'created') return true;
+        if ((await createNode(c.lib, path, data, false, true)) === 'created') return true;
       }
     });
   }
@@ -206,7 +211,7 @@ class ZookeeperClient implements ZkClient {
 
   async removeRecursive(path: string): Promise<boolean> {
     checkPath(path);
-    return this.#run('removeRecursive', path, true, (c) => this.#removeTree(c.lib, path));
+    return this.#run('removeRecursive', path, true, (c) => removeTree(c.lib, path));
   }
 
   async ownEphemeral(path: string, data: string, options: { readonly waitMs?: number } = {}): Promise<void> {
@@ -216,7 +221,7 @@ class ZookeeperClient implements ZkClient {
     let logged = false;
     for (;;) {
       const found = await this.#run('ownEphemeral', path, true, async (c) => {
-        if ((await this.#createNode(c.lib, path, data, true, true)) === 'created') return { mine: true, owner: c.sessionId };
+        if ((await createNode(c.lib, path, data, true, true)) === 'created') return { mine: true, owner: c.sessionId };
         const stat = await zk.exists(c.lib, path);
         if (stat === null) return undefined; // deleted meanwhile: try again
         const owner = zk.ownerOf(stat);
@@ -248,7 +253,7 @@ class ZookeeperClient implements ZkClient {
         const stat = await zk.exists(c.lib, path);
         if (stat === null) {
           // Gone although owned (someone deleted it): put it back, it is ours.
-          if ((await this.#createNode(c.lib, path, data, true, true)) === 'created' || attempt >= MAX_RACE_ATTEMPTS) return;
+          if ((await createNode(c.lib, path, data, true, true)) === 'created' || attempt >= MAX_RACE_ATTEMPTS) return;
           continue;
         }
         const owner = zk.ownerOf(stat);
@@ -300,6 +305,7 @@ class ZookeeperClient implements ZkClient {
     this.#watches.clear();
     this.#ephemerals.clear();
     this.#events.clear();
+    this.#stopWatchdog();
     const lib = this.#lib;
     this.#lib = undefined;
     if (lib === undefined) return;
@@ -346,6 +352,8 @@ class ZookeeperClient implements ZkClient {
       if (generation === this.#generation && this.#state !== 'closed') this.#onLibraryState(lib, generation, state);
     });
     this.#lib = lib;
+    this.#stopWatchdog();
+    this.#stopWatchdog = watchConnection(lib, this.#sessionTimeoutMs, this.#log);
     lib.connect();
   }
 
@@ -428,13 +436,13 @@ class ZookeeperClient implements ZkClient {
 
   async #recreate(connection: Connection, path: string, data: string): Promise<RecreateOutcome> {
     try {
-      if ((await this.#createNode(connection.lib, path, data, true, true)) === 'created') return 'created';
+      if ((await createNode(connection.lib, path, data, true, true)) === 'created') return 'created';
       const stat = await zk.exists(connection.lib, path);
       if (stat !== null && zk.ownerOf(stat) === connection.sessionId) {
         await zk.setData(connection.lib, path, data, -1); // made by an earlier, interrupted round
         return 'created';
       }
-      if (stat === null) return (await this.#createNode(connection.lib, path, data, true, true)) === 'created' ? 'created' : 'conflict';
+      if (stat === null) return (await createNode(connection.lib, path, data, true, true)) === 'created' ? 'created' : 'conflict';
       return 'conflict';
     } catch (err) {
       const error = zk.toZookeeperError(err, 're-create', path);
@@ -524,96 +532,10 @@ class ZookeeperClient implements ZkClient {
     });
   }
 
-  /** Creates a node, with missing parents (persistent, empty) when `parents`. */
-  async #createNode(lib: LibraryClient, path: string, data: string, ephemeral: boolean, parents: boolean): Promise<ZkCreateResult> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await zk.create(lib, path, data, ephemeral);
-        return 'created';
-      } catch (err) {
-        const code = zk.libraryCode(err);
-        if (code === 'NODE_EXISTS') return 'exists';
-        if (code !== 'NO_NODE' || !parents || attempt >= MAX_RACE_ATTEMPTS) throw err;
-      }
-      for (const ancestor of ancestorPaths(path)) {
-        try {
-          await zk.create(lib, ancestor, '', false);
-        } catch (err) {
-          if (zk.libraryCode(err) !== 'NODE_EXISTS') throw err;
-        }
-      }
-    }
-  }
-
-  /** Deletes a subtree depth-first; loops when another client adds a child meanwhile. */
-  async #removeTree(lib: LibraryClient, path: string): Promise<boolean> {
-    for (let attempt = 1; ; attempt++) {
-      let children: string[];
-      try {
-        children = await zk.getChildren(lib, path);
-      } catch (err) {
-        if (zk.libraryCode(err) === 'NO_NODE') return attempt > 1;
-        throw err;
-      }
-      for (const child of children) {
-        // ZooKeeper's own /zookeeper subtree cannot be deleted.
-        if (path !== '/' || child !== 'zookeeper') await this.#removeTree(lib, childPath(path, child));
-      }
-      if (path === '/') return true;
-      try {
-        await zk.remove(lib, path);
-        return true;
-      } catch (err) {
-        const code = zk.libraryCode(err);
-        if (code === 'NO_NODE') return true;
-        if (code !== 'NOT_EMPTY' || attempt >= MAX_RACE_ATTEMPTS) throw err;
-      }
-    }
-  }
-
   #watch(kind: WatchKind, path: string, listener: () => void): Unsubscribe {
     checkPath(path);
     if (this.#state === 'closed') return () => undefined;
     return this.#watches.add(kind, path, listener);
-  }
-
-  /**
-   * Sets one library watch (see {@link WatchRegistry}); `fired` is called at most once.
-   * Resolves true when the node was created while arming a children watch on a missing node:
-   * no watch saw that creation, so the listeners must be told.
-   */
-  async #armWatch(kind: WatchKind, path: string, fired: () => void): Promise<boolean> {
-    const lib = this.#lib;
-    if (lib === undefined) throw closedError(this.connectString, 'watch', path);
-    let done = false;
-    // Why once: a children watch may leave two library watches (children, and existence from
-    // the fallback below) that can both fire.
-    const watcher = (): void => {
-      if (done) return;
-      done = true;
-      fired();
-    };
-    try {
-      if (kind === 'data') {
-        await zk.exists(lib, path, watcher); // a data watch if it exists, a creation watch if not
-        return false;
-      }
-      let createdMeanwhile = false;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await zk.getChildren(lib, path, watcher);
-          return createdMeanwhile;
-        } catch (err) {
-          if (zk.libraryCode(err) !== 'NO_NODE' || attempt >= MAX_RACE_ATTEMPTS) throw err;
-        }
-        // No node, so no children watch: watch for its creation instead. If it exists by now, it
-        // was created between the two requests: arm the children watch and report the change.
-        if ((await zk.exists(lib, path, watcher)) === null) return false;
-        createdMeanwhile = true;
-      }
-    } catch (err) {
-      throw zk.toZookeeperError(err, 'watch', path);
-    }
   }
 
   /** Waits until `path` does not exist: true when gone, false at `deadline`. */

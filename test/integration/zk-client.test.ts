@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -26,6 +26,20 @@ import { startZookeeper, type ZookeeperServer } from '../helpers/zookeeper-serve
 
 /** Small, so that a dead owner's session ends quickly (the server's minimum is 2 ticks = 1 s). */
 const SESSION_TIMEOUT_MS = 2000;
+/** For the conformance clients: long enough to ride out a server restart in the same session. */
+const CONFORMANCE_SESSION_TIMEOUT_MS = 4000;
+
+/** Resolves once every thread of `pid` is stopped (SIGSTOP is delivered asynchronously). */
+async function waitStopped(pid: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const tasks = await readdir(`/proc/${pid}/task`);
+      const states = await Promise.all(tasks.map(async (task) => (await readFile(`/proc/${pid}/task/${task}/stat`, 'utf8')).replace(/^.*\) /s, '').charAt(0)));
+      return states.every((state) => state === 'T' || state === 't');
+    },
+    { timeoutMs: 5000, intervalMs: 5, what: `process ${pid} to stop` },
+  );
+}
 
 /**
  * One attempt: attaches to the session and closes it in a single write. Returns the session
@@ -78,7 +92,7 @@ describe('connectZookeeper against a real ZooKeeper', () => {
   let server: ZookeeperServer;
   const extraClients: ZkClient[] = [];
   const open = (options: { connectionTimeoutMs?: number; sessionTimeoutMs?: number } = {}): ZkClient => {
-    const client = connectZookeeper({ connectString: server.connectString, sessionTimeoutMs: options.sessionTimeoutMs ?? SESSION_TIMEOUT_MS, connectionTimeoutMs: options.connectionTimeoutMs ?? 15_000 });
+    const client = connectZookeeper({ connectString: server.connectString, sessionTimeoutMs: options.sessionTimeoutMs ?? CONFORMANCE_SESSION_TIMEOUT_MS, connectionTimeoutMs: options.connectionTimeoutMs ?? 15_000 });
     extraClients.push(client);
     return client;
   };
@@ -133,7 +147,7 @@ describe('connectZookeeper against a real ZooKeeper', () => {
       const match = /^OWNED ([0-9a-f]+)$/.exec(line ?? '');
       assert.ok(match, `owner process said ${line}`);
       const oldSession = match[1];
-      const client = open();
+      const client = open({ sessionTimeoutMs: SESSION_TIMEOUT_MS });
       await client.waitConnected();
       assert.equal((await client.get(path))?.ephemeralOwner, oldSession);
       child.kill('SIGKILL');
@@ -150,17 +164,29 @@ describe('connectZookeeper against a real ZooKeeper', () => {
     }
   });
 
-  it('an operation against a hung (SIGSTOPped) server rejects with a retriable TIMEOUT, and works once it resumes', async () => {
-    const client = open({ connectionTimeoutMs: 500, sessionTimeoutMs: 30_000 });
+  it('a hung (SIGSTOPped) server: operations time out (retriable TIMEOUT), the silent connection is dropped, the client recovers', async () => {
+    const client = open({ connectionTimeoutMs: 500, sessionTimeoutMs: 3000 });
     await client.waitConnected(15_000);
     const pid = server.pid;
     assert.ok(pid !== undefined);
+    const disconnected = new Promise<number>((resolve) => client.on('disconnected', () => resolve(Date.now())));
     process.kill(pid, 'SIGSTOP');
+    const stoppedAt = Date.now();
     try {
+      await waitStopped(pid);
+      const asked = Date.now();
       await assert.rejects(client.get('/'), (err: unknown) => err instanceof ZookeeperError && err.zkCode === 'TIMEOUT' && err.retriable);
+      // Within the connection timeout, not only once the silent connection is dropped (2 s).
+      assert.ok(Date.now() - asked < 1500, `get rejected after ${Date.now() - asked} ms`);
+      // The library alone would stay "connected" forever; the watchdog gives up after 2/3 of the session timeout.
+      const droppedAt = await Promise.race([disconnected, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 6000).unref())]);
+      assert.ok(droppedAt !== undefined, 'the connection to the hung server was never dropped');
+      assert.ok(droppedAt - stoppedAt < 4000, `connection dropped after ${droppedAt - stoppedAt} ms`);
+      assert.equal(client.state, 'disconnected');
     } finally {
       process.kill(pid, 'SIGCONT');
     }
+    await client.waitConnected(15_000);
     await waitFor(() => client.exists('/'), { timeoutMs: 15_000, what: 'the server answering again' });
   });
 });
