@@ -15,7 +15,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createZookeeperOffsetStorage } from '../../src/client/offsets/zookeeper-offset-storage.js';
 import { joinConsumerGroup, type ZkGroupMembership } from '../../src/client/zk/group/group-member.js';
@@ -24,8 +23,9 @@ import type { PartitionRef } from '../../src/client/session/broker-discovery.js'
 import type { TopicPartitionSource } from '../../src/client/zk/topic-partition-source.js';
 import type { ZkClient } from '../../src/zk/zk-client.js';
 import { MetaPaths, partitionName } from '../../src/zk/meta-paths.js';
-import { connectZookeeper, zkSessionCredentials } from '../../src/zk/zookeeper-client.js';
+import { connectZookeeper } from '../../src/zk/zookeeper-client.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { expireZkSession } from '../helpers/zk-expire.js';
 import { startZookeeper, type ZookeeperServer } from '../helpers/zookeeper-server.js';
 
 const GROUP = 'it-group';
@@ -70,44 +70,6 @@ async function joinMember(connectString: string, paths: MetaPaths, name: string)
     },
   });
   return { name, id: `${GROUP}_${name}`, zk, membership, fetching };
-}
-
-/**
- * Makes the server end a client's session: a second connection presents the session's id and
- * password and asks to close it in the same write (so the client cannot win the session back in
- * between), until the server answers that the session no longer exists. (The technique of
- * test/integration/zk-client.test.ts.)
- */
-async function expireSession(connectString: string, client: ZkClient): Promise<void> {
-  const credentials = zkSessionCredentials(client);
-  if (credentials === undefined) throw new Error('not connected: cannot expire the session');
-  const [host = '', port = ''] = connectString.split(':');
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const socket = connect({ host, port: Number(port) });
-    await once(socket, 'connect');
-    const { sessionId, password } = credentials;
-    // ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId, passwd; then closeSession (xid 1, op -11).
-    const body = Buffer.alloc(4 + 8 + 4 + 8 + 4 + password.length);
-    let offset = body.writeInt32BE(0, 0) + 8;
-    offset = body.writeInt32BE(SESSION_TIMEOUT_MS, offset);
-    offset += sessionId.copy(body, offset);
-    offset = body.writeInt32BE(password.length, offset);
-    password.copy(body, offset);
-    const frame = Buffer.alloc(4 + body.length + 12);
-    frame.writeInt32BE(body.length, 0);
-    body.copy(frame, 4);
-    frame.writeInt32BE(8, 4 + body.length);
-    frame.writeInt32BE(1, 8 + body.length);
-    frame.writeInt32BE(-11, 12 + body.length);
-    const replies: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => replies.push(chunk));
-    socket.on('error', () => undefined);
-    socket.write(frame);
-    await once(socket, 'close');
-    const reply = Buffer.concat(replies);
-    if (reply.length >= 12 && reply.readInt32BE(8) <= 0) return; // "no such session": it is gone
-  }
-  throw new Error(`could not expire session ${credentials.sessionId.toString('hex')}`);
 }
 
 // ---- the child process: one member that is SIGKILLed by the test ----
@@ -226,7 +188,7 @@ if (process.env['METAQ_GROUP_CHILD'] !== undefined) {
         settled = true;
       });
       const expiredAt = Date.now();
-      await expireSession(server.connectString, a.zk);
+      await expireZkSession(server.connectString, a.zk);
       await waitFor(() => settled, { timeoutMs: 15_000, intervalMs: 20, what: "a's new session" });
       assert.notEqual(a.zk.sessionId, oldSession);
       await waitFor(() => converged(paths, [a, b, c], ids), { timeoutMs: 15_000, intervalMs: 20, what: 'converged after the expiry' });

@@ -13,14 +13,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { ZookeeperError } from '../../src/common/errors.js';
-import { connectZookeeper, zkSessionCredentials, type ZkClient } from '../../src/zk/index.js';
+import { connectZookeeper, type ZkClient } from '../../src/zk/index.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { expireZkSession } from '../helpers/zk-expire.js';
 import { zkConformance } from '../helpers/zk-conformance.js';
 import { startZookeeper, type ZookeeperServer } from '../helpers/zookeeper-server.js';
 
@@ -39,53 +39,6 @@ async function waitStopped(pid: number): Promise<void> {
     },
     { timeoutMs: 5000, intervalMs: 5, what: `process ${pid} to stop` },
   );
-}
-
-/**
- * One attempt: attaches to the session and closes it in a single write. Returns the session
- * timeout of the server's connect response (0: the session no longer exists), or undefined when
- * the server closed the connection without answering (the client took its session back first).
- */
-async function attachAndClose(connectString: string, sessionId: Buffer, password: Buffer): Promise<number | undefined> {
-  const [host = '', port = ''] = connectString.split(':');
-  const socket = connect({ host, port: Number(port) });
-  await once(socket, 'connect');
-  // ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId, passwd (length-prefixed).
-  const connectBody = Buffer.alloc(4 + 8 + 4 + 8 + 4 + password.length);
-  let offset = connectBody.writeInt32BE(0, 0) + 8;
-  offset = connectBody.writeInt32BE(SESSION_TIMEOUT_MS, offset);
-  offset += sessionId.copy(connectBody, offset);
-  offset = connectBody.writeInt32BE(password.length, offset);
-  password.copy(connectBody, offset);
-  const connectFrame = Buffer.concat([Buffer.alloc(4), connectBody]);
-  connectFrame.writeInt32BE(connectBody.length, 0);
-  // closeSession: length 8, xid 1, op type -11.
-  const closeFrame = Buffer.alloc(12);
-  closeFrame.writeInt32BE(8, 0);
-  closeFrame.writeInt32BE(1, 4);
-  closeFrame.writeInt32BE(-11, 8);
-  const replies: Buffer[] = [];
-  socket.on('data', (chunk: Buffer) => replies.push(chunk));
-  socket.on('error', () => undefined); // a reset is an answer too: see the return value
-  socket.write(Buffer.concat([connectFrame, closeFrame]));
-  await once(socket, 'close');
-  const reply = Buffer.concat(replies);
-  // ConnectResponse: length, protocolVersion, timeOut, ...
-  return reply.length >= 12 ? reply.readInt32BE(8) : undefined;
-}
-
-/**
- * Ends a live session on the server, as described in the module comment, and resolves once the
- * server confirms it is gone (a further attach is answered with timeout 0).
- */
-async function forceExpiry(connectString: string, client: ZkClient): Promise<void> {
-  const credentials = zkSessionCredentials(client);
-  if (credentials === undefined) throw new Error('client is not connected; cannot expire its session');
-  for (let attempt = 1; attempt <= 20; attempt++) {
-    const timeOut = await attachAndClose(connectString, credentials.sessionId, credentials.password);
-    if (timeOut !== undefined && timeOut <= 0) return;
-  }
-  throw new Error(`could not expire session ${credentials.sessionId.toString('hex')}`);
 }
 
 describe('connectZookeeper against a real ZooKeeper', () => {
@@ -113,7 +66,7 @@ describe('connectZookeeper against a real ZooKeeper', () => {
     zkConformance({
       waitMs: 15_000,
       client: (options) => open(options),
-      expireSession: (client) => forceExpiry(server.connectString, client),
+      expireSession: (client) => expireZkSession(server.connectString, client),
       outage: async () => {
         await server.kill();
         return () => server.start();
