@@ -363,6 +363,30 @@ describe('producer in cluster mode (fake ZooKeeper, fake brokers)', () => {
     assert.equal(result.brokerUrl, back.broker.url);
   });
 
+  it('defaultTopic: an unregistered topic goes to the default topic\'s brokers with partition -1, then to its own partitions once registered', async () => {
+    const plain = factory.createProducer();
+    await plain.publish('fresh').catch(() => undefined);
+    await assert.rejects(plain.send({ topic: 'fresh', data: 'x' }), /no broker has registered topic fresh/, 'without defaultTopic it fails');
+
+    const producer = factory.createProducer({ defaultTopic: 't' });
+    await producer.publish('fresh');
+    const early = await Promise.all(Array.from({ length: 4 }, (_, i) => producer.send({ topic: 'fresh', data: `early${i}` })));
+    const earlyPuts = brokers.slice(0, 2).flatMap((b) => b.puts.filter((put) => put.type === 'put' && put.topic === 'fresh'));
+    assert.equal(earlyPuts.length, 4);
+    assert.ok(earlyPuts.every((put) => put.type === 'put' && put.partition === -1), 'the broker picks the partition');
+    assert.deepEqual(new Set(early.map((r) => r.brokerUrl)), new Set(brokers.slice(0, 2).map((b) => b.broker.url)), 'spread over the default topic\'s brokers');
+
+    // The third broker registers the topic (as a broker does after the put that created it): its partitions are used from then on.
+    const third = brokers[2];
+    assert.ok(third !== undefined);
+    sessions.push(await register(zk, { id: 3, url: third.broker.url, topics: { fresh: 3 } }));
+    await waitFor(async () => (await producer.send({ topic: 'fresh', data: 'probe' })).brokerUrl === third.broker.url, { timeoutMs: 2000, what: 'sends to the registered broker' });
+    const later = await Promise.all(Array.from({ length: 6 }, (_, i) => producer.send({ topic: 'fresh', data: `later${i}` })));
+    assert.ok(later.every((r) => r.brokerUrl === third.broker.url));
+    assert.deepEqual([...new Set(later.map((r) => r.partition))].sort(), [0, 1, 2]);
+    assert.throws(() => factory.createProducer({ defaultTopic: 'bad topic' }), InvalidArgumentError);
+  });
+
   it('a transaction sends only to its broker while the producer spreads over several', async () => {
     const producer = factory.createProducer();
     await producer.publish('t');

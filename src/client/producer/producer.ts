@@ -34,6 +34,13 @@ export interface ProducerOptions {
   readonly selector?: PartitionSelector;
   /** Default timeout of a send in ms (default: the factory's `requestTimeoutMs`, 3000). */
   readonly sendTimeoutMs?: number;
+  /**
+   * MetaQ's `setDefaultTopic` (cluster mode): a topic that no broker has registered yet is sent
+   * to the brokers that serve this topic, with partition `-1` so that the broker picks one
+   * (and creates the topic from a wildcard `[topic=...]` section). Once a broker registers the
+   * topic, its own partitions are used. Without it, sends to an unregistered topic fail.
+   */
+  readonly defaultTopic?: string;
 }
 
 /** Options of one send. */
@@ -112,6 +119,7 @@ class Producer implements MessageProducer, TransactionHost, RequestOwner, Closab
   readonly selector: PartitionSelector;
   readonly #context: SessionContext;
   readonly #timeoutMs: number;
+  readonly #defaultTopic: string | undefined;
   readonly #topics = new Map<string, TopicState>();
   readonly #bound = new Set<ProducerBound>();
   #keys: LocalKeyGenerator | undefined;
@@ -124,6 +132,11 @@ class Producer implements MessageProducer, TransactionHost, RequestOwner, Closab
     this.#context = context;
     this.selector = options.selector ?? roundRobinSelector();
     this.#timeoutMs = options.sendTimeoutMs ?? context.requestTimeoutMs;
+    const defaultTopic = options.defaultTopic;
+    if (defaultTopic !== undefined && (typeof defaultTopic !== 'string' || topicNameError(defaultTopic) !== undefined)) {
+      throw new InvalidArgumentError(`ProducerOptions.defaultTopic ${JSON.stringify(defaultTopic)} is not a valid topic name`);
+    }
+    this.#defaultTopic = defaultTopic;
   }
 
   async publish(topic: string): Promise<void> {
@@ -284,7 +297,7 @@ class Producer implements MessageProducer, TransactionHost, RequestOwner, Closab
   #resolve(topic: string, state: TopicState): Promise<readonly PartitionRef[]> {
     if (state.partitions !== undefined && state.partitions.length > 0) return Promise.resolve(state.partitions);
     const version = state.version;
-    state.resolving ??= this.#context.discovery.publishPartitions(topic).then(
+    state.resolving ??= this.#publishPartitions(topic).then(
       (partitions) => {
         state.resolving = undefined;
         // A change event that came meanwhile is newer than this answer.
@@ -297,6 +310,22 @@ class Producer implements MessageProducer, TransactionHost, RequestOwner, Closab
       },
     );
     return state.resolving;
+  }
+
+  /** The topic's partitions, or the default topic's brokers (partition -1) when no broker serves it yet. */
+  async #publishPartitions(topic: string): Promise<readonly PartitionRef[]> {
+    const fallback = this.#defaultTopic;
+    const { discovery } = this.#context;
+    if (fallback === undefined || fallback === topic) return discovery.publishPartitions(topic);
+    try {
+      return await discovery.publishPartitions(topic, { waitMs: 0 });
+    } catch (error) {
+      if (!(error instanceof IllegalStateError)) throw error;
+      const brokers = new Map<string, PartitionRef>();
+      for (const ref of await discovery.publishPartitions(fallback)) brokers.set(ref.brokerUrl, { brokerId: ref.brokerId, brokerUrl: ref.brokerUrl, partition: -1 });
+      log.info({ topic, defaultTopic: fallback, brokers: [...brokers.keys()] }, 'topic not registered by any broker yet; sending through the default topic\'s brokers');
+      return [...brokers.values()];
+    }
   }
 }
 

@@ -53,8 +53,12 @@ export interface GroupMembership {
  * for a consumer group through ephemeral znodes, rebalances when members or brokers change).
  */
 export interface BrokerDiscovery {
-  /** The partitions a producer may send `topic` to (a single `-1` entry: the broker chooses). */
-  publishPartitions(topic: string): Promise<readonly PartitionRef[]>;
+  /**
+   * The partitions a producer may send `topic` to (a single `-1` entry: the broker chooses).
+   * When no broker serves the topic yet, waits up to `options.waitMs` (default: the
+   * discovery's own wait) for one, then rejects with an `IllegalStateError` saying why.
+   */
+  publishPartitions(topic: string, options?: { readonly waitMs?: number }): Promise<readonly PartitionRef[]>;
   /**
    * Calls `listener` with the new publish partitions of `topic` whenever they change (a broker
    * joins or leaves). Never called in direct mode. Returns the unsubscribe function.

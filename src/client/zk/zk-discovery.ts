@@ -99,13 +99,14 @@ class ZkDiscovery implements ZookeeperDiscovery {
     this.registry = createBrokerRegistry({ zk: this.zk, paths: this.paths, coalesceMs: options.coalesceMs, retryMs: options.retryMs, log: this.#log });
   }
 
-  async publishPartitions(topic: string): Promise<readonly PartitionRef[]> {
+  async publishPartitions(topic: string, options?: { readonly waitMs?: number }): Promise<readonly PartitionRef[]> {
     this.#checkOpen();
     const now = await this.registry.publishPartitions(topic);
     if (now.length > 0) return now;
     // No broker yet: wait a little for one (brokers and producers are often started together).
+    const waitMs = options?.waitMs ?? this.#publishWaitMs;
     const found = await new Promise<readonly PartitionRef[] | undefined>((resolve) => {
-      const timer = setTimeout(() => finish(undefined), this.#publishWaitMs);
+      const timer = setTimeout(() => finish(undefined), waitMs);
       const unsubscribe = this.registry.onPublishPartitionsChange(topic, (partitions) => {
         if (partitions.length > 0) finish(partitions);
       });
