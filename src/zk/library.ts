@@ -106,3 +106,14 @@ export function getChildren(client: Client, path: string, watcher?: LibraryWatch
 export function remove(client: Client, path: string): Promise<void> {
   return call<undefined>((cb) => client.remove(path, -1, (error) => cb(error, undefined)));
 }
+
+/** {@link remove}, answering false instead of rejecting when the node does not exist. */
+export async function removeIfPresent(client: Client, path: string): Promise<boolean> {
+  try {
+    await remove(client, path);
+    return true;
+  } catch (err) {
+    if (libraryCode(err) === 'NO_NODE') return false;
+    throw err;
+  }
+}

@@ -198,15 +198,7 @@ class ZookeeperClient implements ZkClient {
   async remove(path: string): Promise<boolean> {
     checkPath(path);
     // Not retried: a lost delete may have been applied, and the retry would answer "did not exist".
-    return this.#run('remove', path, false, async (c) => {
-      try {
-        await zk.remove(c.lib, path);
-        return true;
-      } catch (err) {
-        if (zk.libraryCode(err) === 'NO_NODE') return false;
-        throw err;
-      }
-    });
+    return this.#run('remove', path, false, (c) => zk.removeIfPresent(c.lib, path));
   }
 
   async removeRecursive(path: string): Promise<boolean> {
@@ -273,13 +265,7 @@ class ZookeeperClient implements ZkClient {
     return this.#run('releaseEphemeral', path, true, async (c) => {
       const stat = await zk.exists(c.lib, path);
       if (stat === null || zk.ownerOf(stat) !== c.sessionId) return false;
-      try {
-        await zk.remove(c.lib, path);
-        return true;
-      } catch (err) {
-        if (zk.libraryCode(err) === 'NO_NODE') return false;
-        throw err;
-      }
+      return zk.removeIfPresent(c.lib, path);
     });
   }
 
