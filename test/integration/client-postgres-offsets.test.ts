@@ -28,6 +28,7 @@ import {
 import { startClientTestBroker, type ClientTestBroker } from '../helpers/client-test-broker.js';
 import { sendPipelined, waitUntil } from '../helpers/client-workload.js';
 import { countRows, createRowsTable, duplicateSeqs, endOf, eoPayload, handleTestMessage, POISON_EVERY } from '../helpers/exactly-once-workload.js';
+import { closeAtGate, gateAfter, type ListenerGate } from '../helpers/listener-gate.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server.js';
 
 const CHILD = fileURLToPath(new URL('../helpers/exactly-once-child.ts', import.meta.url));
@@ -204,10 +205,14 @@ describe('client ↔ broker ↔ PostgreSQL: offsets and exactly-once', () => {
     const first: ConsumedMessage[] = [];
     const s1 = createPostgresOffsetStorage({ pool, table: 'resume_offsets' });
     const c1 = factory.createConsumer(config, s1);
-    c1.subscribe('pg-resume', { maxSize: 8 * 1024 }, (m) => void first.push(m));
+    const gate = gateAfter(200);
+    c1.subscribe('pg-resume', { maxSize: 8 * 1024 }, async (m) => {
+      await gate.pass();
+      first.push(m);
+    });
     await c1.completeSubscribe();
-    await waitUntil(() => first.length >= 200, 'some messages');
-    await c1.close();
+    await waitUntil(() => gate.reached(), 'some messages');
+    await closeAtGate(c1, gate);
     await s1.close();
     assert.ok(first.length < N, 'stopped before the end');
     const stored = await storedOffsets('resume_offsets', 'pg-resumers', 'pg-resume');
@@ -245,13 +250,16 @@ describe('client ↔ broker ↔ PostgreSQL: offsets and exactly-once', () => {
       recoverMessageIntervalInMills: 200,
     };
     const attempts = new Map<number, number>();
-    const run = async (until: () => Promise<boolean>, what: string): Promise<void> => {
+    const run = async (until: () => Promise<boolean>, what: string, gate?: ListenerGate): Promise<void> => {
       const storage = createPostgresOffsetStorage({ pool, table: 'eo_offsets' });
       const consumer = factory.createConsumer(config, storage);
       consumer.subscribe(
         'eo',
         { maxSize: 8 * 1024 },
-        exactlyOnce(storage, (m, db) => handleTestMessage(m, db, 'eo_rows', attempts)),
+        exactlyOnce(storage, async (m, db) => {
+          await gate?.pass();
+          await handleTestMessage(m, db, 'eo_rows', attempts);
+        }),
       );
       await consumer.completeSubscribe();
       const started = Date.now();
@@ -259,10 +267,12 @@ describe('client ↔ broker ↔ PostgreSQL: offsets and exactly-once', () => {
         if (Date.now() - started > 60_000) throw new Error(`timed out waiting for ${what}`);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      await consumer.close();
+      if (gate === undefined) await consumer.close();
+      else await closeAtGate(consumer, gate);
       await storage.close();
     };
-    await run(async () => (await countRows(pool, 'eo_rows')).rows >= 300, '300 rows');
+    const midwayGate = gateAfter(300);
+    await run(async () => midwayGate.reached(), '300 handler calls', midwayGate);
     const midway = await countRows(pool, 'eo_rows');
     assert.ok(midway.distinct < N, 'stopped before the end');
     assert.equal(midway.rows, midway.distinct, 'no duplicate before the restart');

@@ -18,6 +18,7 @@ import {
 import { parseOffsetsFile } from '../../src/client/offsets/offsets-file.js';
 import { startClientTestBroker, type ClientTestBroker } from '../helpers/client-test-broker.js';
 import { payloadFor, sendPipelined, waitUntil } from '../helpers/client-workload.js';
+import { closeAtGate, gateAfter } from '../helpers/listener-gate.js';
 
 const TOPICS = ['[topic=bulk]', 'numPartitions=3', '[topic=resume]', '[topic=crash]', '[topic=filtered]', '[topic=latest]', ''].join('\n');
 
@@ -107,10 +108,14 @@ describe('client ↔ broker: produce and consume', () => {
     const first: ConsumedMessage[] = [];
     const config = { group: 'resumers', recoverPath, maxDelayFetchTimeInMills: 100 };
     const c1 = factory.createConsumer(config, createLocalOffsetStorage(file));
-    c1.subscribe('resume', { maxSize: 8 * 1024 }, (m) => void first.push(m));
+    const gate = gateAfter(300);
+    c1.subscribe('resume', { maxSize: 8 * 1024 }, async (m) => {
+      await gate.pass();
+      first.push(m);
+    });
     await c1.completeSubscribe();
-    await waitUntil(() => first.length >= 300, 'some messages');
-    await c1.close();
+    await waitUntil(() => gate.reached(), 'some messages');
+    await closeAtGate(c1, gate);
     assert.ok(first.length < N, 'stopped before the end');
 
     const second: ConsumedMessage[] = [];
