@@ -53,10 +53,11 @@ describe('txlog journal recovery', () => {
 
   it('cuts a file torn inside a record header', async () => {
     await writeRecords(5);
-    fs.truncateSync(fx.file(1), 4 * RECORD + 3);
+    // 7 bytes: the length and part of the CRC (a tail of zeros alone would be preallocated space).
+    fs.truncateSync(fx.file(1), 4 * RECORD + 7);
     const { ids, truncated } = await reopenAndReplay();
     assert.deepEqual(ids, range(4));
-    assert.equal(truncated, 3);
+    assert.equal(truncated, 7);
   });
 
   it('cuts at exactly the record whose bytes were flipped, dropping everything after it', async () => {
@@ -74,12 +75,31 @@ describe('txlog journal recovery', () => {
     }
   });
 
-  it('cuts a zero-filled tail (a file extended by a crash without its data)', async () => {
-    await writeRecords(3);
+  it('keeps a zero-filled tail as preallocated space: nothing reported cut, and appends overwrite it', async () => {
+    const positions = await writeRecords(3);
     fs.appendFileSync(fx.file(1), Buffer.alloc(4096));
+    const journal = await fx.open({ preallocateBytes: 0 });
+    assert.equal(journal.truncatedBytesAtOpen, 0);
+    assert.deepEqual(
+      (await collect(journal.readFrom(undefined))).map((r) => r.payload.readUInt32BE(0)),
+      range(3),
+    );
+    const next = await journal.append(2, payload(100), 'sync');
+    assert.deepEqual(next, { file: 1, offset: (positions[2]?.offset ?? 0) + RECORD });
+    assert.equal(fs.statSync(fx.file(1)).size, 3 * RECORD + 4096, 'the record overwrote the zeros instead of growing the file');
+    assert.deepEqual(
+      (await collect(journal.readFrom(undefined))).map((r) => r.payload.readUInt32BE(0)),
+      [0, 1, 2, 100],
+    );
+  });
+
+  it('cuts a zero-filled tail that follows a torn record (zeros are space only right after the last whole record)', async () => {
+    await writeRecords(3);
+    fs.truncateSync(fx.file(1), 2 * RECORD + 7);
+    fs.appendFileSync(fx.file(1), Buffer.alloc(100));
     const { ids, truncated } = await reopenAndReplay();
-    assert.deepEqual(ids, range(3));
-    assert.equal(truncated, 4096);
+    assert.deepEqual(ids, range(2));
+    assert.equal(truncated, 107);
   });
 
   it('appends after a truncated tail land where the torn record was', async () => {
@@ -95,10 +115,10 @@ describe('txlog journal recovery', () => {
 
   it('only touches the newest file: a torn tail there is cut even with older files present', async () => {
     await writeRecords(10, SMALL_FILE); // files 1, 2 full, file 3 holds 2 records
-    fs.truncateSync(fx.file(3), RECORD + 1);
+    fs.truncateSync(fx.file(3), RECORD + 7);
     const { ids, truncated } = await reopenAndReplay(SMALL_FILE);
     assert.deepEqual(ids, range(9));
-    assert.equal(truncated, 1);
+    assert.equal(truncated, 7);
     assert.equal(fs.statSync(fx.file(1)).size, 4 * RECORD);
   });
 

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { StoreCorruptError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import { fdatasync, fsyncDirectory } from '../../store/file-io.js';
+import { fdatasync, fsyncDirectory, readAt } from '../../store/file-io.js';
 import { closeFd, fstatSize, ftruncateFd, openFd } from './fd-ops.js';
 import { scanFrames } from './tx-frame-reader.js';
 import { FIRST_JOURNAL_SEQUENCE, journalFileName, parseJournalFileName } from './tx-file-names.js';
@@ -37,6 +37,11 @@ export interface ActiveJournalFile {
   size: number;
   /** Bytes known to be on disk (covered by a completed fdatasync). */
   durableSize: number;
+  /**
+   * Length of the file itself: `size` plus the zero-filled space written ahead of the records
+   * (see "Why preallocate" in tx-journal.ts). Always >= `size`.
+   */
+  allocated: number;
 }
 
 /** What {@link recoverJournalDirectory} found. */
@@ -66,7 +71,7 @@ export async function recoverJournalDirectory(dir: string, logger: Logger): Prom
     const fd = await openFd(path, 'wx+');
     await fsyncDirectory(dir);
     logger.info({ file: path }, 'created a new transaction journal');
-    return { sealed: [], active: { sequence: FIRST_JOURNAL_SEQUENCE, path, fd, size: 0, durableSize: 0 }, truncatedBytes: 0 };
+    return { sealed: [], active: { sequence: FIRST_JOURNAL_SEQUENCE, path, fd, size: 0, durableSize: 0, allocated: 0 }, truncatedBytes: 0 };
   }
 
   const sealed: SealedJournalFile[] = [];
@@ -114,6 +119,12 @@ async function recoverLastFile(dir: string, sequence: number, logger: Logger): P
   try {
     const size = await fstatSize(fd);
     const scan = await scanFrames(fd, size);
+    if (scan.validLength < size && (await isZeroFilled(fd, scan.validLength, size))) {
+      // Space the journal wrote ahead of its records (zeros never decode as a record, see
+      // tx-record-frame.ts): not damage, and kept so that appends go on overwriting it.
+      await fdatasync(fd);
+      return { active: { sequence, path, fd, size: scan.validLength, durableSize: scan.validLength, allocated: size }, truncatedBytes: 0 };
+    }
     const cut = size - scan.validLength;
     if (cut > 0) {
       logger.warn(
@@ -127,9 +138,22 @@ async function recoverLastFile(dir: string, sequence: number, logger: Logger): P
     // with 'none' or 'deferred' records still in the page cache. The engine is about to act on
     // what it replays, so those records must be on disk before it does.
     await fdatasync(fd);
-    return { active: { sequence, path, fd, size: scan.validLength, durableSize: scan.validLength }, truncatedBytes: cut };
+    return { active: { sequence, path, fd, size: scan.validLength, durableSize: scan.validLength, allocated: scan.validLength }, truncatedBytes: cut };
   } catch (error) {
     await closeFd(fd);
     throw error;
   }
+}
+
+/** Bytes read at a time when checking a preallocated tail. */
+const ZERO_CHECK_BLOCK = 1024 * 1024;
+
+/** True when bytes [from, to) of the file open at `fd` are all zero. */
+async function isZeroFilled(fd: number, from: number, to: number): Promise<boolean> {
+  for (let offset = from; offset < to; offset += ZERO_CHECK_BLOCK) {
+    const block = await readAt(fd, Math.min(ZERO_CHECK_BLOCK, to - offset), offset);
+    if (block.length === 0) return false;
+    for (let i = 0; i < block.length; i++) if (block[i] !== 0) return false;
+  }
+  return true;
 }
