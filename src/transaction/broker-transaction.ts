@@ -41,6 +41,14 @@ export class BrokerTransaction {
    * the checkpoint's replay position and will not be replayed).
    */
   preparing = false;
+  /**
+   * Set when a put into this transaction was refused (bad partition, unknown topic, bad
+   * checksum): the transaction may then only roll back; COMMIT_ONE_PHASE and PREPARE roll it back
+   * and say why. Why: a client may pipeline COMMIT behind its puts without waiting for their
+   * answers (one round trip per transaction), so a commit must never publish a transaction with a
+   * message missing; "all the sends or none", as Kafka and PostgreSQL do after a failed statement.
+   */
+  abortReason: string | undefined = undefined;
   /** The batches of the commit, once the commit is decided. */
   batches: readonly CommitBatch[] | undefined;
   /** The commit in progress: a repeated COMMIT waits for it and answers the same. */

@@ -43,7 +43,7 @@ import { TransactionCheckpointer } from './tx-checkpointer.js';
 import { encodeCommit, encodeHeuristic, encodeKey, encodePrepare, TxRecordType, type CommitRecord, type EngineSnapshot } from './tx-records.js';
 import { recoverTransactions, type RecoveredTransactions } from './tx-recovery.js';
 import { TimeoutWheel } from './timeout-wheel.js';
-import { nextState, TransactionState, type TransactionEventName, type TransactionKind, type TransactionStateName, isRecoverable } from './transaction-state.js';
+import { nextState, TransactionState, XA_RBROLLBACK, type TransactionEventName, type TransactionKind, type TransactionStateName, isRecoverable } from './transaction-state.js';
 import { notStarted, OK, txError, xaError } from './xa-replies.js';
 import type { BrokerContext } from '../broker/commands/broker-context.js';
 
@@ -153,17 +153,21 @@ export class TransactionEngine implements TransactionHandler {
     if (tx === undefined) return this.#answerFromTombstone(key.kind, text, 'put');
     const stats = this.#options.stats;
     stats.put(request.topic, request.data.length);
-    if (request.partition === -1) {
-      stats.putFailed(request.topic);
-      return result(ResultCode.InternalServerError, 'a transactional put must name its partition; -1 is not allowed in a transaction');
-    }
-    const checked = checkPut(this.#options.context(), request);
-    if (!checked.ok) return checked.reply;
     const refused = this.#refusal(tx, 'put');
     if (refused !== undefined) return refused;
     // Still IN_USE while its PREPARE record is being forced, but that record is already encoded:
     // a message staged now would be acknowledged yet missing from the branch after a crash.
     if (tx.preparing) return txError(tx.kind, XaCode.XAER_PROTO, `cannot put into '${tx.key}' while it is being prepared`);
+    if (request.partition === -1) {
+      stats.putFailed(request.topic);
+      tx.abortReason ??= `a put to ${request.topic} named partition -1`;
+      return result(ResultCode.InternalServerError, 'a transactional put must name its partition; -1 is not allowed in a transaction (the transaction can now only roll back)');
+    }
+    const checked = checkPut(this.#options.context(), request);
+    if (!checked.ok) {
+      tx.abortReason ??= `a put to ${request.topic} was refused (${replyText(checked.reply)})`;
+      return checked.reply;
+    }
     tx.machine.apply('put');
     const id = this.#options.ids.next();
     tx.messages.push({ topic: request.topic, partition: checked.partition, id, flag: request.flag, data: request.data, checksum: checked.checksum });
@@ -256,6 +260,7 @@ export class TransactionEngine implements TransactionHandler {
   async #prepare(tx: BrokerTransaction): Promise<Reply> {
     const refused = this.#refusal(tx, 'prepare');
     if (refused !== undefined) return refused;
+    if (tx.abortReason !== undefined) return this.#rollBackAbortOnly(tx, 'prepare');
     if (tx.machine.peek('prepare').ok && tx.state === TransactionState.ACTIVE) {
       // Nothing was sent: vote read-only, the branch is finished (XA: "has been committed").
       tx.machine.apply('prepare');
@@ -283,6 +288,7 @@ export class TransactionEngine implements TransactionHandler {
       return OK;
     }
     const wasPrepared = tx.state === TransactionState.PREPARED;
+    if (!wasPrepared && tx.abortReason !== undefined) return this.#rollBackAbortOnly(tx, 'commit');
     tx.machine.apply(event);
     this.#wheel.cancel(tx.key);
     if (tx.state === TransactionState.COMMITTED) {
@@ -360,7 +366,7 @@ export class TransactionEngine implements TransactionHandler {
     }
   }
 
-  async #rollback(tx: BrokerTransaction, reason: 'client' | 'connection-closed'): Promise<Reply> {
+  async #rollback(tx: BrokerTransaction, reason: 'client' | 'connection-closed' | 'abort-only'): Promise<Reply> {
     const next = tx.machine.peek('rollback');
     if (!next.ok) return txError(tx.kind, next.xaCode, next.message);
     if (next.outcome === 'DUPLICATE') return OK;
@@ -374,6 +380,18 @@ export class TransactionEngine implements TransactionHandler {
     crashPoint('rollback.after-log');
     if (reason !== 'client') this.#log.info({ key: tx.key, reason }, 'transaction rolled back');
     return OK;
+  }
+
+  /**
+   * Rolls back a transaction in which a put was refused, answering its COMMIT_ONE_PHASE or
+   * PREPARE with why: XA_RBROLLBACK for a branch; for a local transaction the broker's usual
+   * "in state ROLLED_BACK" refusal, which clients (ours and MetaQ's) read as "rolled back".
+   */
+  async #rollBackAbortOnly(tx: BrokerTransaction, what: 'commit' | 'prepare'): Promise<Reply> {
+    const reason = tx.abortReason ?? 'a put was refused';
+    await this.#rollback(tx, 'abort-only');
+    const message = `cannot ${what} ${tx.kind === 'xa' ? 'an XA' : 'a local'} transaction in state ${TransactionState.ROLLED_BACK}: ${reason}, so the whole transaction was rolled back (a transaction commits all its messages or none)`;
+    return txError(tx.kind, XA_RBROLLBACK, message);
   }
 
   #timeout(key: string): void {
@@ -516,4 +534,10 @@ export class TransactionEngine implements TransactionHandler {
 
 function identity(tx: BrokerTransaction): { key: string; kind: TransactionKind; sessionId: string; uniqueQualifier: string | undefined } {
   return { key: tx.key, kind: tx.kind, sessionId: tx.sessionId, uniqueQualifier: tx.uniqueQualifier };
+}
+
+/** The text of an error reply, for a log line or another reply. */
+function replyText(reply: Reply): string {
+  if (reply.kind === 'result' && typeof reply.body === 'string' && reply.body !== '') return reply.body;
+  return `code ${reply.kind === 'result' ? reply.code : 200}`;
 }

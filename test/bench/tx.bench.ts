@@ -1,6 +1,7 @@
 /**
- * `npm run bench:tx`: local transactions per second (BEGIN + one 1 KiB put + COMMIT_ONE_PHASE;
- * BEGIN is pipelined with the put as the client library sends them: two round trips) with 1 and 8 concurrent clients,
+ * `npm run bench:tx`: local transactions per second (BEGIN + one 1 KiB put + COMMIT_ONE_PHASE,
+ * written together as the client library sends them when the application does not await the
+ * send before `commit()`: one round trip) with 1 and 8 concurrent clients,
  * for each `flushTxLogAtCommit` mode, beside the raw one-record-per-fdatasync rate of the same
  * disk measured in the same run.
  *
@@ -13,7 +14,8 @@
  * | tx.local.mode1.clients8  | >= 9,000 tx/s (group commit of the journal)        |
  * | tx.local.mode2.clientsN  | >= 3 x mode 1                                      |
  *
- * Environment: METAQ_BENCH_SECONDS (per figure, default 3), METAQ_BENCH_DIR.
+ * Environment: METAQ_BENCH_SECONDS (per figure, default 3), METAQ_BENCH_DIR, METAQ_BENCH_MODES
+ * (the `flushTxLogAtCommit` modes to measure, default `1,2,0`).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -27,6 +29,7 @@ import { RawBenchConnection } from './raw-baseline-client.js';
 const SECONDS = Number(process.env['METAQ_BENCH_SECONDS'] ?? 3);
 const root = fs.mkdtempSync(join(process.env['METAQ_BENCH_DIR'] ?? os.tmpdir(), 'metaq-bench-tx-'));
 const data = Buffer.alloc(1024, 5);
+const EMPTY = Buffer.alloc(0);
 
 async function rawSyncRate(): Promise<number> {
   const fd = fs.openSync(join(root, 'raw'), 'w');
@@ -67,12 +70,17 @@ async function txRate(mode: number, clients: number): Promise<number> {
         let opaque = 0;
         for (let n = 1; process.hrtime.bigint() < deadline; n++) {
           const key = `TX:bench-${client}:${n}`;
-          // BEGIN pipelined with the put, as the client library sends them (one round trip).
-          const begin = connection.request(Buffer.from(`transaction ${key} bench-${client} BEGIN 30 ${++opaque}\r\n`), opaque);
-          const put = Buffer.concat([Buffer.from(`put bench ${client % 8} ${data.length} 0 -1 ${key} ${++opaque}\r\n`), data]);
-          const [begun] = await Promise.all([begin, connection.request(put, opaque)]);
+          // BEGIN, the put and COMMIT queued together, as `tx.send(m); await tx.commit()` sends
+          // them (producer-transaction.ts): the broker handles them in order, one round trip.
+          const [o1, o2, o3] = [++opaque, ++opaque, ++opaque];
+          const frames = Buffer.concat([
+            Buffer.from(`transaction ${key} bench-${client} BEGIN 30 ${o1}\r\nput bench ${client % 8} ${data.length} 0 -1 ${key} ${o2}\r\n`),
+            data,
+            Buffer.from(`transaction ${key} bench-${client} COMMIT_ONE_PHASE ${o3}\r\n`),
+          ]);
+          const waits = [connection.request(EMPTY, o1), connection.request(EMPTY, o2), connection.request(frames, o3)];
+          const [begun, , answer] = await Promise.all(waits);
           if (begun !== 0) throw new Error(`BEGIN refused (mode ${mode}, ${clients} clients)`);
-          const answer = await connection.request(Buffer.from(`transaction ${key} bench-${client} COMMIT_ONE_PHASE ${++opaque}\r\n`), opaque);
           if (answer === 0) committed += 1;
           else failed += 1;
         }
@@ -93,7 +101,7 @@ async function main(): Promise<void> {
   const baseline = await rawSyncRate();
   const figures: BenchFigure[] = [];
   const rates = new Map<string, number>();
-  for (const mode of [1, 2, 0]) {
+  for (const mode of (process.env['METAQ_BENCH_MODES'] ?? '1,2,0').split(',').map(Number)) {
     for (const clients of [1, 8]) {
       const rate = await txRate(mode, clients);
       rates.set(`${mode}-${clients}`, rate);

@@ -51,9 +51,19 @@ async function readLog(port: number, topic: string): Promise<string[]> {
   return payloads;
 }
 
-/** A TCP connector whose next COMMIT can be made to vanish before or after the broker sees it. */
-function faultyConnector(): { connector: TransportConnector; fault: { mode: 'none' | 'drop-commit' | 'lose-commit-answer' } } {
-  const fault: { mode: 'none' | 'drop-commit' | 'lose-commit-answer' } = { mode: 'none' };
+/** What the trace holds for data received from the broker (writes are recorded as their text). */
+const ANSWER = '<answer>';
+
+type FaultMode = 'none' | 'drop-commit' | 'lose-commit-answer' | 'bad-partition-next-put';
+
+/**
+ * A TCP connector whose next COMMIT can be made to vanish before or after the broker sees it, or
+ * whose next put can be sent to a partition that does not exist (the broker refuses it). `trace`
+ * records what went over the wire, in order.
+ */
+function faultyConnector(): { connector: TransportConnector; fault: { mode: FaultMode }; trace: string[] } {
+  const fault: { mode: FaultMode } = { mode: 'none' };
+  const trace: string[] = [];
   const connector: TransportConnector = async (address, handlers, options) => {
     let loseNextAnswer = false;
     let transport: Transport | undefined;
@@ -61,6 +71,7 @@ function faultyConnector(): { connector: TransportConnector; fault: { mode: 'non
       address,
       {
         data: (chunk) => {
+          trace.push(ANSWER);
           if (loseNextAnswer) {
             loseNextAnswer = false;
             transport?.destroy(); // the broker committed; the client never hears it
@@ -75,7 +86,16 @@ function faultyConnector(): { connector: TransportConnector; fault: { mode: 'non
     transport = inner;
     return {
       write(data) {
-        if (fault.mode !== 'none' && data.includes('COMMIT_ONE_PHASE')) {
+        const text = data.toString('latin1');
+        trace.push(text);
+        const put = /(^|\n)put (\S+) (\d+) /.exec(text);
+        if (fault.mode === 'bad-partition-next-put' && put !== null) {
+          fault.mode = 'none';
+          const at = put.index + (put[1] ?? '').length;
+          inner.write(Buffer.from(`${text.slice(0, at)}put ${put[2] ?? ''} 99 ${text.slice(at + put[0].length - (put[1] ?? '').length)}`, 'latin1'));
+          return;
+        }
+        if ((fault.mode === 'drop-commit' || fault.mode === 'lose-commit-answer') && data.includes('COMMIT_ONE_PHASE')) {
           const mode = fault.mode;
           fault.mode = 'none';
           if (mode === 'drop-commit') {
@@ -90,18 +110,20 @@ function faultyConnector(): { connector: TransportConnector; fault: { mode: 'non
       destroy: (error) => inner.destroy(error),
     };
   };
-  return { connector, fault };
+  return { connector, fault, trace };
 }
 
 describe('client ↔ broker: local transactions', () => {
   let broker: ClientTestBroker;
   let factory: MessageSessionFactory;
-  let fault: { mode: 'none' | 'drop-commit' | 'lose-commit-answer' };
+  let fault: { mode: FaultMode };
+  let trace: string[];
 
   before(async () => {
     broker = await startClientTestBroker({ topics: TOPICS });
     const faulty = faultyConnector();
     fault = faulty.fault;
+    trace = faulty.trace;
     factory = createMessageSessionFactory({ serverUrl: broker.url, connector: faulty.connector, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
   });
   after(async () => {
@@ -139,6 +161,40 @@ describe('client ↔ broker: local transactions', () => {
     await consumer.close();
     assert.deepEqual([...seen].sort(), Array.from({ length: 20 }, (_, i) => `c-${i}`).sort(), 'exactly once');
     assert.deepEqual((await readLog(broker.port, topic)).sort(), [...seen].sort());
+    await producer.close();
+  });
+
+  it('commit without awaiting the sends: COMMIT goes out behind the puts before any answer; a refused put rolls the whole transaction back', async () => {
+    const topic = 'tx-pipe';
+    const producer = factory.createProducer();
+    await producer.publish(topic);
+    await producer.send({ topic, data: 'warm-up' }); // connect first, so the trace holds only the transaction
+
+    trace.length = 0;
+    const tx = producer.beginTransaction();
+    const sends = Array.from({ length: 5 }, (_, i) => tx.send({ topic, data: `p-${i}` }));
+    await tx.commit();
+    await Promise.all(sends);
+    const beforeAnswer = trace.slice(0, trace.indexOf(ANSWER)).join('');
+    const headers = [...beforeAnswer.matchAll(/put tx-pipe \d+ | BEGIN | COMMIT_ONE_PHASE /g)].map((m) => (m[0].startsWith('put') ? 'put' : m[0].trim()));
+    assert.deepEqual(headers, ['BEGIN', 'put', 'put', 'put', 'put', 'put', 'COMMIT_ONE_PHASE'], `written before the first answer: ${JSON.stringify(beforeAnswer)}`);
+    assert.deepEqual((await readLog(broker.port, topic)).sort(), ['p-0', 'p-1', 'p-2', 'p-3', 'p-4', 'warm-up']);
+
+    // The third put goes to a partition that does not exist: the broker refuses it, and the COMMIT
+    // already queued behind it rolls back the whole transaction instead of publishing the others.
+    const doomed = producer.beginTransaction();
+    const first = doomed.send({ topic, data: 'd-0' });
+    const second = doomed.send({ topic, data: 'd-1' });
+    await waitUntil(() => trace.join('').includes('d-1'), 'the first two puts written');
+    fault.mode = 'bad-partition-next-put';
+    const refused = doomed.send({ topic, data: 'd-2' });
+    const fourth = doomed.send({ topic, data: 'd-3' });
+    await assert.rejects(doomed.commit(), (e: unknown) => e instanceof TransactionRolledBackError && /refused/.test(e.message));
+    assert.equal(doomed.state, 'ROLLED_BACK');
+    await Promise.all([first, second, fourth]);
+    await assert.rejects(refused, /partition|99/);
+    await sleep(100);
+    assert.deepEqual((await readLog(broker.port, topic)).sort(), ['p-0', 'p-1', 'p-2', 'p-3', 'p-4', 'warm-up'], 'nothing of the rolled-back transaction is visible');
     await producer.close();
   });
 

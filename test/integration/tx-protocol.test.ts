@@ -24,10 +24,12 @@ import {
   xaTransactionNotStartedMessage,
   XaCode,
 } from '../../src/protocol/transaction-bodies.js';
+import { classifyLocalRefusal } from '../../src/client/transaction/xa-errors.js';
 import {
   nextState,
   TransactionState,
   TransitionOutcome,
+  XA_RBROLLBACK,
   type TransactionEventName,
   type TransactionKind,
   type TransactionStateName,
@@ -263,6 +265,51 @@ describe('broker transactions over the wire (one metaq-server process, raw frame
     const test1 = after.filter((m) => m.topic === 'test' && m.partition === 1).map((m) => m.tag);
     assert.deepEqual(test1.slice(-3), ['vis-l1', 'vis-l2', 'vis-l3'], 'one contiguous batch, in put order');
     for (const tag of localAcks.keys()) committed.add(tag);
+  });
+
+  it('a refused put makes the transaction roll-back-only: a pipelined COMMIT or a PREPARE rolls it back and says why; nothing of it is ever visible', async () => {
+    // Local, everything in ONE write as a pipelining client sends it: BEGIN, a good put, a put to
+    // a partition that does not exist, COMMIT. The COMMIT must not publish the good message alone.
+    const local = localKey('abort-only', 1);
+    const [begun, good, bad, commit] = await client.pipeline([
+      { header: TxClient.txHeader(local, 'BEGIN', { timeout: 30 }) },
+      TxClient.putRequest(local, 'test', 0, payloadBytes('abort-only-local-good')),
+      TxClient.putRequest(local, 'test', 9, payloadBytes('abort-only-local-bad')),
+      { header: TxClient.txHeader(local, 'COMMIT_ONE_PHASE') },
+    ]);
+    aborted.add('abort-only-local-good').add('abort-only-local-bad');
+    assertOk(begun as Answer);
+    assert.equal(good?.code, 200);
+    assert.equal(bad?.code, 500);
+    assert.equal(commit?.code, 500);
+    assert.match(commit?.text ?? '', /in state ROLLED_BACK: a put to test was refused .*rolled back/);
+    assert.equal(classifyLocalRefusal(commit?.text ?? ''), 'rolled-back', 'clients read the answer as "rolled back"');
+    assert.equal((await client.tx(local, 'COMMIT_ONE_PHASE')).code, 500, 'a repeated commit is refused too');
+    assertOk(await client.tx(local, 'ROLLBACK'), 'a rollback of the rolled-back transaction is fine');
+
+    // XA: a put with partition -1 refused, then END and PREPARE → XA_RBROLLBACK, and gone.
+    const xa = xaKey('abort-only-xa', 'rm-misc');
+    assertOk(await client.begin(xa));
+    await client.put(xa, 'orders', 1, payloadBytes('abort-only-xa-good'));
+    assert.equal((await client.putRaw(xa, 'orders', -1, payloadBytes('abort-only-xa-bad'))).code, 500);
+    aborted.add('abort-only-xa-good').add('abort-only-xa-bad');
+    assertOk(await client.tx(xa, 'END'));
+    const prepared = await client.tx(xa, 'PREPARE');
+    assertXa(prepared, XA_RBROLLBACK, 'PREPARE of a branch with a refused put');
+    assert.match(prepared.text, /partition -1/);
+    assert.ok(!(await client.recover('rm-misc')).includes(xa), 'not listed by RECOVER');
+    assertXa(await client.tx(xa, 'COMMIT_TWO_PHASE'), XA_RBROLLBACK, 'a later commit learns the rollback');
+
+    // A put refused for the transaction's state (not for the message) does not condemn it.
+    const fine = localKey('abort-only', 2);
+    assertOk(await client.begin(fine));
+    const ack = await client.put(fine, 'test', 1, payloadBytes('abort-only-fine'));
+    assertOk(await client.tx(fine, 'COMMIT_ONE_PHASE'));
+    committed.add('abort-only-fine');
+    assert.equal((await client.putRaw(fine, 'test', 1, payloadBytes('abort-only-late'))).code, 500, 'a put after the commit is refused');
+    aborted.add('abort-only-late');
+    assertIds(await readAll(run.port), new Map([['abort-only-fine', ack]]));
+    assertMessages(await readAll(run.port), { committed: [...committed], aborted: [...aborted] }, 'after the roll-back-only cases');
   });
 
   it('a transactional put must name its partition (-1 → 500); a put in an unknown transaction is refused', async () => {

@@ -294,22 +294,48 @@ describe('client tx: local transaction', () => {
     assert.deepEqual(states, ['READY', 'IN_TRANSACTION', 'ABORT_ONLY', 'ABORTING', 'ROLLED_BACK']);
   });
 
-  it('commit waits for sends in flight, and refuses to commit when one of them got no answer', async () => {
+  it('commit is queued behind the puts in flight without waiting for their answers: one round trip', async () => {
     const host = new FakeHost();
     const { tx } = local(host);
     let release!: (answer: ResponseFrame | Error) => void;
     host.script = (frame) => (frame.type === 'put' ? new Promise<ResponseFrame | Error>((resolve) => (release = resolve)) : undefined);
     const send = tx.send(msg('slow'));
-    await new Promise((resolve) => setImmediate(resolve));
     const commit = tx.commit();
     assert.equal(tx.state, 'COMMITTING');
     await new Promise((resolve) => setImmediate(resolve));
-    assert.deepEqual(host.wire(), ['BEGIN', 'put'], 'no COMMIT while a put is in flight');
-    release(timeout());
-    await rejects(send, RequestTimeoutError);
-    await rejects(commit, IllegalStateError, (e) => assert.match(e.message, /nothing was committed, call rollback/));
+    assert.deepEqual(host.wire(), ['BEGIN', 'put', 'COMMIT_ONE_PHASE'], 'COMMIT written while the put is in flight');
+    release(ok('5 0 -1'));
+    await send;
+    await commit;
+    assert.equal(tx.state, 'COMMITTED');
+  });
+
+  it('a send that got no answer before commit() makes the commit refuse: nothing is committed', async () => {
+    const host = new FakeHost();
+    const { tx } = local(host);
+    host.script = (frame) => (frame.type === 'put' ? timeout() : undefined);
+    await rejects(tx.send(msg('lost')), RequestTimeoutError);
+    await rejects(tx.commit(), IllegalStateError, (e) => assert.match(e.message, /abort-only .*call rollback/));
     assert.equal(tx.state, 'ABORT_ONLY');
     assert.deepEqual(host.wire(), ['BEGIN', 'put']);
+  });
+
+  it('a put refused after COMMIT was queued behind it: the broker rolls the commit back, commit() says why', async () => {
+    const host = new FakeHost();
+    const { tx } = local(host);
+    host.script = (frame) => {
+      if (frame.type === 'put') return fail('Put message to [test] failed. Detail:wrong partition 9');
+      if (frame.type === 'transaction' && frame.transactionType === 'COMMIT_ONE_PHASE') {
+        return fail('cannot commit a local transaction in state ROLLED_BACK: a put to test was refused (wrong partition 9), so the whole transaction was rolled back');
+      }
+      return undefined;
+    };
+    const send = tx.send(msg('refused'));
+    const commit = tx.commit();
+    await rejects(send, BrokerError);
+    await rejects(commit, TransactionRolledBackError, (e) => assert.match(e.message, /refused/));
+    assert.equal(tx.state, 'ROLLED_BACK');
+    assert.deepEqual(host.wire(), ['BEGIN', 'put', 'COMMIT_ONE_PHASE']);
   });
 
   it('commit waits for a slow put and then commits it', async () => {
@@ -326,15 +352,19 @@ describe('client tx: local transaction', () => {
     assert.deepEqual(host.wire(), ['BEGIN', 'put', 'COMMIT_ONE_PHASE']);
   });
 
-  it('a broker refusal of one message leaves the transaction open; "rolled back" ends it', async () => {
+  it('a broker refusal of one message makes the transaction abort-only (all or none); "rolled back" ends it', async () => {
     const host = new FakeHost();
     const { tx } = local(host);
     host.script = (frame) => (frame.type === 'put' ? fail('Put message to [test] failed. Detail:wrong partition 9') : undefined);
     await rejects(tx.send(msg('a')), BrokerError);
-    assert.equal(tx.state, 'IN_TRANSACTION');
+    assert.equal(tx.state, 'ABORT_ONLY');
+    await rejects(tx.commit(), IllegalStateError, (e) => assert.match(e.message, /abort-only/));
+    await tx.rollback();
+    assert.deepEqual(host.wire(), ['BEGIN', 'put', 'ROLLBACK']);
+    const other = createProducerTransaction(host);
     host.script = (frame) => (frame.type === 'put' ? fail('cannot put a local transaction in state TIMED_OUT: the branch was rolled back because it timed out') : undefined);
-    await rejects(tx.send(msg('b')), TransactionRolledBackError, (e) => assert.match(e.message, /timed out/));
-    assert.equal(tx.state, 'ROLLED_BACK');
+    await rejects(other.send(msg('b')), TransactionRolledBackError, (e) => assert.match(e.message, /timed out/));
+    assert.equal(other.state, 'ROLLED_BACK');
   });
 
   it('pipelines BEGIN with the first put; a refused BEGIN is retried on the next send', async () => {

@@ -5,7 +5,7 @@
  * READY ──send──▶ IN_TRANSACTION ──commit──▶ COMMITTING ──ok──▶ COMMITTED
  *   │                │    │                     ├──no answer──▶ FAILED ──commit──▶ COMMITTING
  *   │                │    │                     └──rolled back by the broker──▶ ROLLED_BACK
- *   │                │    └──send without answer──▶ ABORT_ONLY ──rollback──▶ ABORTING
+ *   │                │    └──send failed / no answer──▶ ABORT_ONLY ──rollback──▶ ABORTING
  *   │                └──rollback──▶ ABORTING ──ok──▶ ROLLED_BACK   (FAILED ──rollback──▶ ABORTING)
  *   └──commit / rollback with nothing sent──▶ COMMITTED / ROLLED_BACK (no wire)
  * ```
@@ -13,8 +13,9 @@
  * - FAILED means "the outcome is unknown": a commit (or a rollback after a failed commit) got no
  *   answer. `commit()` (or `rollback()`) may be called again to learn it; the broker answers a
  *   repeated commit of a committed transaction with OK.
- * - ABORT_ONLY: a send got no answer, so the message may or may not be staged; committing could
- *   publish a message the application believes failed, so only `rollback()` is allowed.
+ * - ABORT_ONLY: a send failed (committing the others would break "all or none"), or got no
+ *   answer, so the message may or may not be staged (committing could publish a message the
+ *   application believes failed); only `rollback()` is allowed.
  * - `rolledBack`: also when the broker says the transaction is rolled back (timeout, lost
  *   connection, restart); every open state moves to ROLLED_BACK.
  */
@@ -50,6 +51,8 @@ export const LocalTransactionEvent = {
   send: 'send',
   /** A send got no answer (timeout, lost connection): it may or may not be staged. */
   sendUncertain: 'sendUncertain',
+  /** A send failed: refused by the broker, or before anything was sent (no partition, bad message). */
+  sendFailed: 'sendFailed',
   /** `commit()` called. */
   commit: 'commit',
   /** `commit()` found a send with an unknown outcome after waiting for the sends: not committed. */
@@ -79,20 +82,23 @@ export const LOCAL_TRANSITIONS: TransitionTable<LocalTransactionStateName, Local
   IN_TRANSACTION: {
     send: S.IN_TRANSACTION,
     sendUncertain: S.ABORT_ONLY,
+    sendFailed: S.ABORT_ONLY,
     commit: S.COMMITTING,
     rollback: S.ABORTING,
     rolledBack: S.ROLLED_BACK,
   },
-  ABORT_ONLY: { sendUncertain: S.ABORT_ONLY, rollback: S.ABORTING, rolledBack: S.ROLLED_BACK },
+  ABORT_ONLY: { sendUncertain: S.ABORT_ONLY, sendFailed: S.ABORT_ONLY, rollback: S.ABORTING, rolledBack: S.ROLLED_BACK },
   COMMITTING: {
-    // A send still in flight when commit() was called may fail while commit waits for it.
+    // A send still in flight when commit() was called may fail while commit waits for it; once
+    // COMMIT is queued behind it, the broker rolls the commit back for a refused put.
     sendUncertain: S.COMMITTING,
+    sendFailed: S.COMMITTING,
     commitCancelled: S.ABORT_ONLY,
     committed: S.COMMITTED,
     rolledBack: S.ROLLED_BACK,
     outcomeUnknown: S.FAILED,
   },
-  ABORTING: { sendUncertain: S.ABORTING, rolledBack: S.ROLLED_BACK, committed: S.COMMITTED, outcomeUnknown: S.FAILED },
+  ABORTING: { sendUncertain: S.ABORTING, sendFailed: S.ABORTING, rolledBack: S.ROLLED_BACK, committed: S.COMMITTED, outcomeUnknown: S.FAILED },
   COMMITTED: {},
   ROLLED_BACK: {},
   FAILED: { commit: S.COMMITTING, rollback: S.ABORTING },
@@ -101,7 +107,7 @@ export const LOCAL_TRANSITIONS: TransitionTable<LocalTransactionStateName, Local
 const DESCRIPTION: Record<LocalTransactionStateName, string> = {
   READY: 'not started',
   IN_TRANSACTION: 'open',
-  ABORT_ONLY: 'abort-only (a send got no answer, so it may or may not be part of the transaction); call rollback()',
+  ABORT_ONLY: 'abort-only (a send failed, or got no answer so it may or may not be part of the transaction); call rollback()',
   COMMITTING: 'being committed',
   ABORTING: 'being rolled back',
   COMMITTED: 'already committed; begin a new transaction',

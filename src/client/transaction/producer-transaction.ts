@@ -26,6 +26,7 @@ import { componentLogger } from '../../common/logger.js';
 import { formatTransactionKey, type LocalTransactionKey } from '../../protocol/transaction-key.js';
 import type { Message, SendResult } from '../message.js';
 import type { SendOptions } from '../producer/producer.js';
+import type { PartitionRef } from '../session/broker-discovery.js';
 import {
   isOpen,
   LOCAL_TRANSITIONS,
@@ -76,18 +77,24 @@ export interface ProducerTransaction {
    * `commit()`. The result's `offset` is -1 (the message has no place in the partition yet).
    * Sends may be concurrent; the first one also sends BEGIN.
    *
+   * A transaction commits all its messages or none: after any failed send it is ABORT_ONLY
+   * (only `rollback()` is allowed), except when the broker says it is already rolled back.
+   *
    * @throws (rejects) {@link IllegalStateError} after commit/rollback, in ABORT_ONLY or FAILED, or
    *   when the topic was not published or has no partition on the transaction's broker;
    *   {@link InvalidArgumentError} for a malformed message;
    *   {@link TransactionRolledBackError} when the broker already rolled the transaction back
    *   (timeout, lost connection, restart); `RequestTimeoutError` / `ConnectionError` when the send
-   *   got no answer: the transaction is then ABORT_ONLY; `BrokerError` when the broker refused the
-   *   message (it is not part of the transaction; the transaction stays open).
+   *   got no answer; `BrokerError` when the broker refused the message.
    */
   send(message: Message, options?: SendOptions): Promise<SendResult>;
   /**
-   * Commits (waiting first for the sends in flight): every message of the transaction becomes
-   * visible at once, exactly once.
+   * Commits every message sent so far: they become visible at once, exactly once. Sends need not
+   * be awaited first: COMMIT is queued behind their puts (one round trip for the whole
+   * transaction), and if one of them is refused the broker rolls the transaction back and
+   * `commit()` rejects with {@link TransactionRolledBackError} naming the refused message. When
+   * `commit()` resolves, every send made before it is committed, even one whose own promise
+   * rejected with a timeout meanwhile (its put was handled before the COMMIT).
    *
    * @throws (rejects) {@link TransactionOutcomeUnknownError} (retriable: call `commit()` again)
    *   when the commit got no answer; {@link TransactionRolledBackError} when the broker had
@@ -144,8 +151,12 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
   /** True once a COMMIT was written: from then on "unknown to the broker" is not "rolled back". */
   #commitSent = false;
   readonly #sends = new Set<Promise<unknown>>();
+  /** One per send in progress: settles once its put is queued on the connection, or the send failed before. */
+  readonly #dispatches = new Set<Promise<void>>();
   /** Set when a send got no answer (it may or may not be staged): the transaction must not commit. */
   #uncertain = false;
+  /** Set when a send failed (refused by the broker or before it was sent): the transaction must not commit. */
+  #failedSend = false;
 
   constructor(host: TransactionHost, options: { timeoutSeconds: number; requestTimeoutMs: number }) {
     this.#host = host;
@@ -182,16 +193,28 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
     } catch (error) {
       return Promise.reject(error);
     }
-    const sending = this.#send(message, options?.timeoutMs ?? this.#host.sendTimeoutMs);
-    const tracked = sending.catch(() => undefined);
+    let dispatched!: () => void;
+    const dispatch = new Promise<void>((resolve) => (dispatched = resolve));
+    this.#dispatches.add(dispatch);
+    void dispatch.then(() => this.#dispatches.delete(dispatch));
+    const sending = this.#send(message, options?.timeoutMs ?? this.#host.sendTimeoutMs, dispatched);
+    const tracked = sending.catch(() => undefined).finally(dispatched);
     this.#sends.add(tracked);
     void tracked.then(() => this.#sends.delete(tracked));
     return sending;
   }
 
-  async #send(message: Message, timeoutMs: number): Promise<SendResult> {
-    const partitions = await this.#host.partitionsFor(message.topic);
-    const ref = selectTransactionalPartition(this.#host.selector, message, partitions, this.#brokerUrl);
+  async #send(message: Message, timeoutMs: number, dispatched: () => void): Promise<SendResult> {
+    let partitions: readonly PartitionRef[];
+    let ref: PartitionRef;
+    try {
+      partitions = await this.#host.partitionsFor(message.topic);
+      ref = selectTransactionalPartition(this.#host.selector, message, partitions, this.#brokerUrl);
+    } catch (error) {
+      // Nothing reached the broker, but the application asked for this message to be part of the
+      // transaction: committing the others without it would break "all or none".
+      throw this.#sendRefusedLocally(error);
+    }
     this.#brokerUrl ??= ref.brokerUrl;
     // BEGIN is pipelined with the first put: both are queued on the broker's one connection in
     // this order, and the broker handles a connection's frames in order, so the put finds the
@@ -200,6 +223,8 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
     // an answer leaves the put in doubt too (both may have been handled): abort-only.
     const begun = this.#ensureBegun(this.#brokerUrl);
     const put = this.#host.putInTransaction(ref, message, this.#key, timeoutMs);
+    // The put is queued behind BEGIN on the connection: a commit may now be queued behind it.
+    dispatched();
     try {
       await begun;
     } catch (error) {
@@ -237,29 +262,51 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
     return error;
   }
 
-  /** A broker refusal of a put or BEGIN: the transaction is gone when the broker says so. */
-  #refused(error: BrokerError, what: string): unknown {
+  /**
+   * A broker refusal of a put or BEGIN: the transaction is gone when the broker says so. A put
+   * refused for its message (unknown topic, wrong partition) makes the transaction abort-only,
+   * here as on the broker, which rolls back a commit of it.
+   */
+  #refused(error: BrokerError, what: 'send' | 'begin'): unknown {
     const kind = classifyLocalRefusal(error.detail);
     if (kind === 'rolled-back' || kind === 'timed-out' || kind === 'not-started') {
       if (this.#machine.can('rolledBack')) this.#machine.apply('rolledBack');
       return new TransactionRolledBackError(this.transactionKey, `${what} in transaction ${this.transactionKey} failed: ${rolledBackReason(kind)} (${error.detail})`, { cause: error });
     }
+    if (what === 'send') this.#markSendFailed();
     return error;
+  }
+
+  /** A send that failed before anything was written (no partition, topic not published, bad message). */
+  #sendRefusedLocally(error: unknown): unknown {
+    this.#markSendFailed();
+    return error;
+  }
+
+  #markSendFailed(): void {
+    this.#failedSend = true;
+    if (this.#machine.can('sendFailed')) this.#machine.apply('sendFailed');
   }
 
   async commit(): Promise<void> {
     const from = this.#machine.state;
     const to = this.#machine.apply('commit');
     if (to === LocalTransactionState.COMMITTED) return; // nothing was sent: nothing to commit
-    await this.#sendsSettled();
     if (from !== LocalTransactionState.FAILED) {
+      // Why not wait for the sends' answers: COMMIT is queued behind their puts on the same
+      // connection and the broker handles a connection's frames in order, so it covers exactly
+      // the puts before it; and a put the broker refused makes it roll the commit back. One round
+      // trip per transaction instead of two when the application does not await each send.
+      await this.#sendsDispatched();
       if (this.#machine.state === LocalTransactionState.ROLLED_BACK) {
         throw new TransactionRolledBackError(this.transactionKey, `commit of ${this.transactionKey}: the broker rolled the transaction back while sends were in flight`);
       }
-      if (this.#uncertain) {
+      if (this.#uncertain || this.#failedSend) {
         this.#machine.apply('commitCancelled');
         throw new IllegalStateError(
-          `Cannot commit transaction ${this.transactionKey}: a send got no answer, so it may or may not be part of the transaction; nothing was committed, call rollback()`,
+          this.#uncertain
+            ? `Cannot commit transaction ${this.transactionKey}: a send got no answer, so it may or may not be part of the transaction; nothing was committed, call rollback()`
+            : `Cannot commit transaction ${this.transactionKey}: a send in it failed, and a transaction commits all its messages or none; nothing was committed, call rollback()`,
         );
       }
       if (!this.#beginSent) {
@@ -274,12 +321,18 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
     try {
       await this.#command(brokerUrl, 'COMMIT_ONE_PHASE');
     } catch (error) {
+      await this.#sendsSettled();
       throw this.#commitFailed(error, retry);
     }
+    await this.#sendsSettled();
     this.#machine.apply('committed');
   }
 
   #commitFailed(error: unknown, retry: boolean): unknown {
+    if (this.#machine.state === LocalTransactionState.ROLLED_BACK) {
+      // A send answered meanwhile that the broker had rolled the transaction back (timed out, …).
+      return new TransactionRolledBackError(this.transactionKey, `commit of ${this.transactionKey} failed: the broker had rolled the transaction back (${messageOf(error)})`, { cause: error });
+    }
     if (isTransportFailure(error)) {
       this.#machine.apply('outcomeUnknown');
       return new TransactionOutcomeUnknownError(
@@ -371,6 +424,10 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
 
   async #sendsSettled(): Promise<void> {
     while (this.#sends.size > 0) await Promise.all([...this.#sends]);
+  }
+
+  async #sendsDispatched(): Promise<void> {
+    while (this.#dispatches.size > 0) await Promise.all([...this.#dispatches]);
   }
 
   #command(brokerUrl: string, type: 'BEGIN' | 'COMMIT_ONE_PHASE' | 'ROLLBACK'): Promise<void> {
