@@ -27,7 +27,7 @@ import type { Message, SendResult } from '../client/message.js';
 import type { XAResource, XAResourceOptions } from '../client/transaction/xa-resource.js';
 import { isRollbackCode, XaCode, XaFlags } from '../client/transaction/xa-codes.js';
 import { describeXid } from '../client/transaction/xid.js';
-import { xaError } from '../client/transaction/xa-errors.js';
+import { isTransportFailure, xaError } from '../client/transaction/xa-errors.js';
 import type { Branch, PhaseTwoOutcome, PrepareVote, RecoverableResource } from './resource.js';
 import { METAQ_TM_FORMAT_ID, type Xid } from './xid.js';
 
@@ -64,7 +64,8 @@ export interface BrokerBranch extends Branch {
   /**
    * Sends `message` in the branch: staged by the broker, visible once the transaction commits.
    * Rejects like `XAResource.send` (an `XaError` when the branch is gone, a transport error
-   * when the send got no answer: the branch then can only roll back).
+   * when the send got no answer: the branch then can only roll back, and it counts as work, so
+   * the commit of the global transaction rolls everything back even if the application goes on).
    */
   send(message: Message, options?: SendOptions): Promise<SendResult>;
   /** How many sends of this branch succeeded. */
@@ -215,6 +216,8 @@ class BrokerBranchImpl implements BrokerBranch {
   readonly xid: Xid;
   readonly #xa: XAResource;
   #sent = 0;
+  /** A send got no answer: its message may be staged on the broker (transactions.md §5.7 row 25). */
+  #uncertain = false;
 
   constructor(resourceId: string, xa: XAResource, xid: Xid) {
     this.resourceId = resourceId;
@@ -223,7 +226,13 @@ class BrokerBranchImpl implements BrokerBranch {
   }
 
   get hasWork(): boolean {
-    return this.#sent > 0;
+    // Why an unanswered send counts: its message may be staged, and the XA resource made the
+    // branch rollback-only, so its prepare (or one-phase commit) answers XA_RBCOMMFAIL and the
+    // whole transaction rolls back. Counting answered sends only made such a branch "idle": it
+    // was rolled back on the side, the other participants committed, and the transaction
+    // reported success with part of its work dropped (a local transaction refuses that too:
+    // ABORT_ONLY).
+    return this.#sent > 0 || this.#uncertain;
   }
 
   get sentCount(): number {
@@ -231,7 +240,13 @@ class BrokerBranchImpl implements BrokerBranch {
   }
 
   async send(message: Message, options?: SendOptions): Promise<SendResult> {
-    const result = await this.#xa.send(this.xid, message, options);
+    let result: SendResult;
+    try {
+      result = await this.#xa.send(this.xid, message, options);
+    } catch (error) {
+      if (isTransportFailure(error)) this.#uncertain = true;
+      throw error;
+    }
     this.#sent += 1;
     return result;
   }

@@ -4,6 +4,7 @@
  * Production code always uses {@link defaultJournalIo}.
  */
 import { fdatasync, writevAll } from '../../store/file-io.js';
+import { journalIoFromEnvironment } from './journal-faults.js';
 
 /** The journal's write-path I/O. */
 export interface JournalIo {
@@ -14,4 +15,14 @@ export interface JournalIo {
 }
 
 /** The real thing: `writevAll` and `fdatasync` from `src/store/file-io.ts`. */
-export const defaultJournalIo: JournalIo = { writev: writevAll, fdatasync } as const;
+const realJournalIo: JournalIo = { writev: writevAll, fdatasync } as const;
+
+/**
+ * What every journal uses unless a test passes its own `io`: {@link realJournalIo}, or — only
+ * when the test-only `METAQ_FAULT` variable names a journal fault (journal-faults.ts) — a
+ * wrapper that makes writes or fdatasyncs fail like a full or failing disk.
+ *
+ * Why decided here, once, at module load: without the variable this IS the real object, so the
+ * hot path pays nothing for the seam (no per-call check of the environment or of a flag).
+ */
+export const defaultJournalIo: JournalIo = journalIoFromEnvironment(realJournalIo, process.env);
