@@ -17,6 +17,14 @@
  * While a point is armed the manager runs prepares and phase-two calls one at a time in a fixed
  * order (broker branches first; PostgreSQL first for `xa.after-postgres-commit`), so that "the
  * first one" is the same participant in every run.
+ *
+ * `METAQ_XA_CRASH_SKIP=<n>` lets the armed point pass `n` times before it fires, so that a run
+ * can finish `n` transactions (END written, markers not swept yet) before it dies at the point.
+ *
+ * Delay points (race tests, transactions.md §5.7 row 16): `METAQ_XA_DELAYS` =
+ * `<point>=<maxMs>[,<point>=<maxMs>…]` makes the manager sleep a random 0…maxMs at each pass of
+ * the named point (`xa.after-prepare`: prepared everywhere, no decision yet; `xa.after-committing`).
+ * Read at the first pass, not at load, so an in-process test can set it before its first commit.
  */
 
 import { isBrokerResourceId } from './broker-resource.js';
@@ -44,9 +52,18 @@ export function armedXaCrashPoint(): string | undefined {
   return armed === undefined || armed === '' ? undefined : armed;
 }
 
-/** Kills the process with SIGKILL if `point` is the armed crash point. */
+/** The environment variable: how many passes of the armed point to let through before it fires. */
+export const XA_CRASH_SKIP_ENV = 'METAQ_XA_CRASH_SKIP';
+
+let skips = Math.max(0, Math.trunc(Number(process.env[XA_CRASH_SKIP_ENV] ?? 0)) || 0);
+
+/** Kills the process with SIGKILL if `point` is the armed crash point (after the skipped passes). */
 export function xaCrashPoint(point: XaCrashPoint): void {
   if (armed !== undefined && armed === point) {
+    if (skips > 0) {
+      skips -= 1;
+      return;
+    }
     process.stderr.write(`metaq: XA crash point ${point} reached; SIGKILL\n`);
     process.kill(process.pid, 'SIGKILL');
   }
@@ -63,4 +80,33 @@ export function crashOrder<T>(items: readonly T[], resourceIdOf: (item: T) => st
   const rank = (item: T): number => (isBrokerResourceId(resourceIdOf(item)) === brokerFirst ? 0 : 1);
   // Stable sort: within a rank, enlistment order.
   return [...items].sort((a, b) => rank(a) - rank(b));
+}
+
+/** The environment variable of the delay points: `<point>=<maxMs>[,…]`. */
+export const XA_DELAYS_ENV = 'METAQ_XA_DELAYS';
+
+/** Points a delay can be armed at (where the manager awaits {@link xaDelayPoint}). */
+export type XaDelayPoint = Extract<XaCrashPoint, 'xa.after-prepare' | 'xa.after-committing'>;
+
+let delays: ReadonlyMap<string, number> | undefined;
+
+function parseDelays(spec: string | undefined): ReadonlyMap<string, number> {
+  const map = new Map<string, number>();
+  for (const item of (spec ?? '').split(',')) {
+    const [name, ms] = item.split('=');
+    const max = Number(ms);
+    if (name !== undefined && name.trim() !== '' && Number.isFinite(max) && max > 0) map.set(name.trim(), max);
+  }
+  return map;
+}
+
+/**
+ * A random sleep of 0…maxMs when `METAQ_XA_DELAYS` arms `point`; undefined otherwise, so the
+ * caller awaits nothing in production (one map lookup).
+ */
+export function xaDelayPoint(point: XaDelayPoint): Promise<void> | undefined {
+  delays ??= parseDelays(process.env[XA_DELAYS_ENV]);
+  const max = delays.get(point);
+  if (max === undefined) return undefined;
+  return new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * (max + 1))));
 }

@@ -30,7 +30,7 @@ import { isHeuristicCode, isRollbackCode, XaCode } from '../client/transaction/x
 import { describeXid } from '../client/transaction/xid.js';
 import { isBrokerResourceId, type BrokerBranch, type BrokerResource, type XaCapableProducer } from './broker-resource.js';
 import type { CoordinatorContext } from './coordinator-context.js';
-import { crashOrder, xaCrashPoint } from './crash-points.js';
+import { crashOrder, xaCrashPoint, xaDelayPoint } from './crash-points.js';
 import {
   GLOBAL_TRANSITIONS,
   GlobalTransactionState,
@@ -390,6 +390,9 @@ export class GlobalTransactionImpl implements GlobalTransaction {
       return { gtrid: this.gtridHex, mode: 'read-only', completed: true, heuristics: [] };
     }
     xaCrashPoint('xa.after-prepare');
+    // Test seam (race tests): undefined, so nothing awaited, unless METAQ_XA_DELAYS arms it.
+    const undecided = xaDelayPoint('xa.after-prepare');
+    if (undecided !== undefined) await undecided;
     const participants = yes.map((p) => ({ resourceId: p.enlistment.resource.resourceId, branchQualifier: p.enlistment.xid.branchQualifier }));
     try {
       await ctx.log.committing(this.gtrid, participants);
@@ -400,6 +403,8 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     this.#machine.apply('decide');
     ctx.counters.commits += 1;
     xaCrashPoint('xa.after-committing');
+    const decided = xaDelayPoint('xa.after-committing');
+    if (decided !== undefined) await decided;
     const targets = yes.map((p) => ({ resource: p.enlistment.resource, xid: p.enlistment.xid }));
     const phaseTwo = this.#phaseTwo(targets);
     this.#host.track(this.gtridHex, phaseTwo);

@@ -50,7 +50,7 @@ export {
   parsePgGid,
 } from './xid.js';
 export type { GtridParts } from './xid.js';
-export type { Branch, EnlistableResource, PhaseTwoOutcome, PrepareVote, RecoverableResource, ResourceId } from './resource.js';
+export type { Branch, EnlistableResource, MarkerPage, PhaseTwoOutcome, PrepareVote, RecoverableResource, ResourceId } from './resource.js';
 export type { CoordinatorLog, LoggedHeuristic, LoggedParticipant, PendingEntry } from './coordinator-log.js';
 export { createPostgresResource, PostgresResource, PostgresBranch } from './postgres/index.js';
 export type { PostgresResourceOptions, PostgresBranchState } from './postgres/index.js';

@@ -2,7 +2,8 @@
  * Deletes the PostgreSQL marker rows (transactions.md §5.6) of committed transactions, in
  * batches, once their END is durable (see tracked-log.ts for why that matters). Resources without
  * `deleteMarkers` are skipped. Best effort: a failed delete is logged and retried at the next
- * sweep; a marker that is never deleted costs a row, not correctness.
+ * sweep. What it holds is in memory only: markers of a process that died before its sweep are
+ * found in the table and deleted by the orphan-marker sweep (orphan-marker-sweeper.ts).
  */
 import type { Logger } from '../common/logger.js';
 import type { RecoverableResource } from './resource.js';

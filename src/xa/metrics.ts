@@ -40,6 +40,11 @@ export interface TransactionManagerMetrics {
   readonly timeouts: number;
   /** Broker commits answered XAER_NOTA and taken as committed (expired outcome tombstone). */
   readonly tombstonesExpired: number;
+  /**
+   * PostgreSQL marker rows deleted by the orphan-marker sweep (orphan-marker-sweeper.ts): left
+   * behind by a manager that died before its batched sweep, found in the table after a scan.
+   */
+  readonly orphanMarkersDeleted: number;
 }
 
 /** The mutable counters behind {@link TransactionManagerMetrics} (the manager adds the gauges). */
@@ -54,6 +59,7 @@ export class MetricsCounters {
   readOnlyCommits = 0;
   rollbacks = 0;
   timeouts = 0;
+  orphanMarkersDeleted = 0;
   readonly #phaseTwoRetries = new Map<string, number>();
 
   /** Counts one retried phase-two call on `resourceId`. */

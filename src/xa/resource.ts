@@ -69,6 +69,21 @@ export interface RecoverableResource {
    * a rejection is logged and the XIDs are offered again later; unknown XIDs are ignored.
    */
   deleteMarkers?(xids: readonly Xid[]): Promise<void>;
+  /**
+   * Optional housekeeping, with `deleteMarkers`: one page of the markers that exist for branches
+   * of the nodes `nodeIds` (8-byte node ids), in a stable order, starting after the position
+   * `after` (a {@link MarkerPage.next} of an earlier call; undefined: from the start). The
+   * manager's orphan-marker sweep (orphan-marker-sweeper.ts) deletes those no pending transaction needs.
+   */
+  listMarkers?(nodeIds: readonly Buffer[], limit: number, after?: string): Promise<MarkerPage>;
+}
+
+/** One page of {@link RecoverableResource.listMarkers}. */
+export interface MarkerPage {
+  /** XIDs whose marker exists, of the requested nodes, in the resource's order. */
+  readonly xids: readonly Xid[];
+  /** Opaque position to continue after this page; undefined when the listing reached its end. */
+  readonly next: string | undefined;
 }
 
 /**

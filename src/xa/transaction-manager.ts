@@ -35,6 +35,7 @@ import { GlobalTransactionState } from './global-transaction-states.js';
 import { openCoordinatorLog } from './log/index.js';
 import { MarkerSweeper } from './marker-sweeper.js';
 import { MetricsCounters, type TransactionManagerMetrics } from './metrics.js';
+import { OrphanMarkerSweeper } from './orphan-marker-sweeper.js';
 import { describePending, type ManagerDescription, type PendingTransactionInfo } from './pending-view.js';
 import { PostgresResource } from './postgres/index.js';
 import { Recoverer, type RecoveryReport } from './recovery.js';
@@ -131,8 +132,9 @@ export interface TransactionManager {
   /** The registered resources. */
   resources(): RecoverableResource[];
   /**
-   * Runs a recovery scan now (see recovery.ts); a scan already running is joined. Never
-   * rejects for a resource failure (reported in the result).
+   * Runs a recovery scan now (see recovery.ts), then the marker housekeeping (marker-sweeper.ts,
+   * orphan-marker-sweeper.ts); a scan already running is joined. Never rejects for a resource
+   * failure (reported in the result).
    */
   recover(): Promise<RecoveryReport>;
   /**
@@ -274,6 +276,7 @@ class TransactionManagerImpl implements TransactionManager, GlobalTransactionHos
   readonly #active = new Map<string, InFlight>();
   readonly #phaseTwo = new Map<string, Promise<void>>();
   readonly #recoverer: Recoverer;
+  readonly #orphanMarkers: OrphanMarkerSweeper;
   #sequence: bigint;
   #recovering: Promise<RecoveryReport> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -305,10 +308,21 @@ class TransactionManagerImpl implements TransactionManager, GlobalTransactionHos
       orphanSafetyIntervalMs: settings.orphanSafetyIntervalMs,
       phaseTwoWaitMs: settings.phaseTwoWaitMs,
       resources: () => [...this.#resources.values()],
-      inFlight: (hex) => this.#active.has(hex) || this.#phaseTwo.has(hex),
+      inFlight: (hex) => this.#isInFlight(hex),
       track: (hex, work) => this.track(hex, work),
       now: settings.now,
     });
+    this.#orphanMarkers = new OrphanMarkerSweeper({
+      ctx: this.ctx,
+      nodeIds: settings.nodeIds,
+      resources: () => [...this.#resources.values()],
+      inFlight: (hex) => this.#isInFlight(hex),
+    });
+  }
+
+  /** True while `hex` is begun and not ended here, or its phase two is being driven (commit or recovery). */
+  #isInFlight(hex: string): boolean {
+    return this.#active.has(hex) || this.#phaseTwo.has(hex);
   }
 
   /** Starts background recovery (after the first scan). */
@@ -434,6 +448,10 @@ class TransactionManagerImpl implements TransactionManager, GlobalTransactionHos
         return await this.#recoverer.scan();
       } finally {
         await this.ctx.markers.sweep();
+        // Markers a killed predecessor (or this process before a crash) never swept. After the
+        // scan, inside the serialised recover(): recovery's own phase-two calls, which may read
+        // markers, are never running unseen (they are in flight or pending).
+        await this.#orphanMarkers.sweep();
       }
     })().finally(() => {
       this.#recovering = undefined;
@@ -485,6 +503,7 @@ class TransactionManagerImpl implements TransactionManager, GlobalTransactionHos
       rollbacks: c.rollbacks,
       timeouts: c.timeouts,
       tombstonesExpired,
+      orphanMarkersDeleted: c.orphanMarkersDeleted,
     };
   }
 

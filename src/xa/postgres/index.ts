@@ -2,13 +2,13 @@
  * The PostgreSQL resource of the XA transaction manager (transactions.md §2.5, §5.4, §5.6):
  * `createPostgresResource({ pool })`, `init()`, then `begin(xid)` for each transaction's branch;
  * the manager uses `recover` / `commitPrepared` / `rollbackPrepared` for phase two and recovery,
- * and `deleteMarkers` for housekeeping after END.
+ * and `deleteMarkers` / `listMarkers` for housekeeping of the marker rows.
  */
 export { createPostgresResource, PostgresResource, type PostgresResourceOptions } from './resource.js';
 export { PostgresBranch, type PostgresBranchState } from './branch.js';
 export { isPostgresConnectionError, sqlStateOf } from './connection-errors.js';
 export { describePgError, phaseOneFailure, phaseTwoCodeOf, phaseTwoFailure, rollbackCodeOfSqlState } from './error-mapping.js';
 export { OWN_GID_LIKE_PATTERN, pgGidFor, pgGidLiteral, pgGidProblem } from './gid.js';
-export { DEFAULT_MARKER_TABLE, MARKER_DELETE_BATCH, markerTableSql, type MarkerTableSql } from './marker-table.js';
+export { DEFAULT_MARKER_TABLE, MARKER_DELETE_BATCH, markerGidPatterns, markerTableSql, type MarkerTableSql } from './marker-table.js';
 export { preparedTransactionsDisabledError } from './prepared-transactions-check.js';
 export { ownXidsOf } from './recover-filter.js';

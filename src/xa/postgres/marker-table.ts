@@ -8,6 +8,7 @@
  * rolled back" (marker absent).
  */
 import { InvalidArgumentError } from '../../common/errors.js';
+import { METAQ_TM_FORMAT_ID } from '../xid.js';
 
 /** Default marker table name. */
 export const DEFAULT_MARKER_TABLE = 'metaq_xa_marker';
@@ -29,6 +30,11 @@ export interface MarkerTableSql {
   readonly exists: string;
   /** `DELETE … WHERE gid = ANY($1::text[])`. */
   readonly deleteMany: string;
+  /**
+   * `SELECT gid … WHERE gid LIKE ANY($1::text[]) AND ($2::text IS NULL OR gid > $2) ORDER BY gid
+   * LIMIT $3`: a page of the markers matching the patterns (see {@link markerGidPatterns}).
+   */
+  readonly listPage: string;
 }
 
 /**
@@ -51,5 +57,18 @@ export function markerTableSql(name: string): MarkerTableSql {
     insert: `INSERT INTO ${qualifiedName} (gid) VALUES ($1)`,
     exists: `SELECT 1 AS present FROM ${qualifiedName} WHERE gid = $1`,
     deleteMany: `DELETE FROM ${qualifiedName} WHERE gid = ANY($1::text[])`,
+    listPage: `SELECT gid FROM ${qualifiedName} WHERE gid LIKE ANY($1::text[]) AND ($2::text IS NULL OR gid > $2) ORDER BY gid LIMIT $3`,
   };
+}
+
+/**
+ * `LIKE` patterns matching the marker gids of branches of `nodeIds`: `<formatId>\_<base64 of
+ * the node id's first 6 bytes>%`. The gid is `formatId_base64(gtrid)_…` and the gtrid starts
+ * with the 8-byte node id; base64 encodes 3 bytes in 4 characters, so its first 8 characters
+ * depend on the first 6 bytes only. Rows of a node sharing those 6 bytes must still be filtered
+ * exactly (`ownXidsOf`). The `_` is escaped (a one-character wildcard in `LIKE`); base64 has no
+ * other wildcard characters.
+ */
+export function markerGidPatterns(nodeIds: readonly Buffer[]): string[] {
+  return [...new Set(nodeIds.map((nodeId) => `${METAQ_TM_FORMAT_ID}\\_${nodeId.subarray(0, 6).toString('base64')}%`))];
 }

@@ -9,13 +9,13 @@
  */
 import type { ClientBase, Pool } from 'pg';
 import { ConfigError, InvalidArgumentError, XaError } from '../../common/errors.js';
-import type { EnlistableResource, PhaseTwoOutcome, ResourceId } from '../resource.js';
+import type { EnlistableResource, MarkerPage, PhaseTwoOutcome, ResourceId } from '../resource.js';
 import { NODE_ID_LENGTH, type Xid } from '../xid.js';
 import { PostgresBranch, type PostgresBranchContext } from './branch.js';
 import { isPostgresConnectionError, sqlStateOf } from './connection-errors.js';
 import { describePgError, phaseTwoFailure, SQLSTATE_UNDEFINED_OBJECT } from './error-mapping.js';
 import { OWN_GID_LIKE_PATTERN, pgGidFor, pgGidLiteral } from './gid.js';
-import { DEFAULT_MARKER_TABLE, MARKER_DELETE_BATCH, markerTableSql, type MarkerTableSql } from './marker-table.js';
+import { DEFAULT_MARKER_TABLE, MARKER_DELETE_BATCH, markerGidPatterns, markerTableSql, type MarkerTableSql } from './marker-table.js';
 import { PinnedClient, withPinnedClient } from './pinned-client.js';
 import { checkPreparedTransactions } from './prepared-transactions-check.js';
 import { ownXidsOf } from './recover-filter.js';
@@ -219,6 +219,28 @@ export class PostgresResource implements EnlistableResource<PostgresBranch> {
       });
     } catch (err) {
       throw phaseTwoFailure(err, `deleting ${all.length} marker row(s) in ${this.markerTable} on ${this.resourceId}`);
+    }
+  }
+
+  /**
+   * Housekeeping: one page (at most `limit` rows, in gid order, after the gid `after`) of the
+   * marker rows of branches of `nodeIds`, for the manager's orphan-marker sweep. Rows whose gid
+   * is not one of this manager's (another formatId, another node, a foreign shape) are skipped.
+   *
+   * @throws XaError XAER_RMFAIL when PostgreSQL cannot be reached; XAER_RMERR otherwise;
+   *   InvalidArgumentError for a limit that is not a positive integer.
+   */
+  async listMarkers(nodeIds: readonly Buffer[], limit: number, after?: string): Promise<MarkerPage> {
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidArgumentError(`${this.resourceId}: listMarkers limit must be a positive integer, got ${String(limit)}`);
+    if (nodeIds.length === 0) return { xids: [], next: undefined };
+    try {
+      const result = await withPinnedClient(this.pool, ({ client }) =>
+        client.query<{ gid: string }>(this.#markers.listPage, [markerGidPatterns(nodeIds), after ?? null, limit]),
+      );
+      const gids = result.rows.map((row) => row.gid);
+      return { xids: ownXidsOf(gids, nodeIds), next: gids.length < limit ? undefined : gids.at(-1) };
+    } catch (err) {
+      throw phaseTwoFailure(err, `listing marker rows in ${this.markerTable} on ${this.resourceId}`);
     }
   }
 
