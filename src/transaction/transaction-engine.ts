@@ -302,8 +302,19 @@ export class TransactionEngine implements TransactionHandler {
     try {
       await tx.committing;
     } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (this.#journal.failure !== undefined) {
+        // The COMMIT record itself may or may not have reached the disk: only the restart knows.
+        this.#log.error({ err: error, key: tx.key }, 'commit could not be made durable; the restart decides its outcome');
+        return txError(
+          tx.kind,
+          XaCode.XAER_RMERR,
+          `commit of '${tx.key}' could not be made durable (${reason}): the transaction journal failed and the broker refuses transaction work until it is restarted; ` +
+            `the restart decides: committed if the commit record reached the disk, rolled back otherwise`,
+        );
+      }
       this.#log.error({ err: error, key: tx.key }, 'commit decided but not applied; a restart completes it');
-      return txError(tx.kind, XaCode.XAER_RMERR, `commit of '${tx.key}' is recorded but applying it failed (${error instanceof Error ? error.message : String(error)}); restart the broker to complete it`);
+      return txError(tx.kind, XaCode.XAER_RMERR, `commit of '${tx.key}' is recorded but applying it failed (${reason}); restart the broker to complete it`);
     }
     this.#options.stats.totals.txCommit += 1;
     crashPoint('commit.before-answer');
