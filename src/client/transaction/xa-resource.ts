@@ -475,7 +475,10 @@ class XaResourceImpl implements XAResource {
         throw error;
       }
       const mapped = toXaError(error, `send in ${text}`);
-      if (mapped.xaCode === XaCode.XAER_RMERR) throw error; // a plain refusal of this message (bad topic, …): the branch goes on
+      // A plain refusal of this message (bad topic, …): the broker made the branch roll-back-only,
+      // so its prepare (or one-phase commit) answers XA_RBROLLBACK and the global transaction
+      // rolls back (all or none); the branch stays open until then.
+      if (mapped.xaCode === XaCode.XAER_RMERR) throw error;
       this.#failed(mapped, `send in ${text}`, text);
       throw mapped;
     }
