@@ -153,6 +153,8 @@ export class TransactionEngine implements TransactionHandler {
     if (tx === undefined) return this.#answerFromTombstone(key.kind, text, 'put');
     const stats = this.#options.stats;
     stats.put(request.topic, request.data.length);
+    const foreign = this.#foreignSession(tx, session, 'put into');
+    if (foreign !== undefined) return foreign;
     const refused = this.#refusal(tx, 'put');
     if (refused !== undefined) return refused;
     // Still IN_USE while its PREPARE record is being forced, but that record is already encoded:
@@ -171,7 +173,6 @@ export class TransactionEngine implements TransactionHandler {
     tx.machine.apply('put');
     const id = this.#options.ids.next();
     tx.messages.push({ topic: request.topic, partition: checked.partition, id, flag: request.flag, data: request.data, checksum: checked.checksum });
-    void session;
     return result(ResultCode.Success, putResultBody(id, checked.partition, -1));
   }
 
@@ -206,7 +207,8 @@ export class TransactionEngine implements TransactionHandler {
       case 'PREPARE':
         return tx === undefined ? this.#answerFromTombstone(key.kind, text, 'prepare') : this.#prepare(tx);
       case 'COMMIT_ONE_PHASE':
-        return tx === undefined ? this.#answerFromTombstone(key.kind, text, 'commitOnePhase') : this.#commit(tx, 'commitOnePhase');
+        if (tx === undefined) return this.#answerFromTombstone(key.kind, text, 'commitOnePhase');
+        return this.#foreignSession(tx, session, 'commit') ?? this.#commit(tx, 'commitOnePhase');
       case 'COMMIT_TWO_PHASE':
         return tx === undefined ? this.#answerFromTombstone(key.kind, text, 'commitTwoPhase') : this.#commit(tx, 'commitTwoPhase');
       case 'ROLLBACK':
@@ -239,6 +241,23 @@ export class TransactionEngine implements TransactionHandler {
     if (key.kind === 'xa') this.#options.stats.totals.txXaBegin += 1;
     else this.#options.stats.totals.txBegin += 1;
     return OK;
+  }
+
+  /**
+   * Refuses a put or commit of a LOCAL transaction that comes from another connection than the
+   * one that began it (ROLLBACK is accepted from anywhere: it is what the owner's close does).
+   * Why: a client that lost its connection after writing some puts may find its COMMIT sent on
+   * the new connection; if the broker has not yet noticed the old one is dead, committing would
+   * publish the puts that happened to arrive while the client saw them fail. The owner's close
+   * rolls the transaction back; until then, the answer says so. (XA branches are broker-wide.)
+   */
+  #foreignSession(tx: BrokerTransaction, session: ConnectionSession, what: string): Reply | undefined {
+    if (tx.kind !== 'local' || tx.ownerSession === undefined || tx.ownerSession === session.id) return undefined;
+    return result(
+      ResultCode.InternalServerError,
+      `cannot ${what} local transaction '${tx.key}' from this connection: it was begun on another connection, and a local transaction ` +
+        `belongs to its connection (it is rolled back when that connection closes); begin a new transaction on this one`,
+    );
   }
 
   /** The error a refused event gets, or undefined when the state machine accepts it. */

@@ -312,6 +312,38 @@ describe('broker transactions over the wire (one metaq-server process, raw frame
     assertMessages(await readAll(run.port), { committed: [...committed], aborted: [...aborted] }, 'after the roll-back-only cases');
   });
 
+  it('a local transaction belongs to its connection: a put or COMMIT from another one is refused (ROLLBACK is not); closing the owner rolls it back', async () => {
+    const key = localKey('owned', 1);
+    const owner = await TxClient.connect(run.port);
+    const other = await TxClient.connect(run.port);
+    try {
+      assertOk(await owner.begin(key));
+      await owner.put(key, 'test', 0, payloadBytes('owned-a'));
+      aborted.add('owned-a').add('owned-b');
+      const put = await other.putRaw(key, 'test', 0, payloadBytes('owned-b'));
+      assert.equal(put.code, 500);
+      assert.match(put.text, /cannot put into local transaction .* begun on another connection/);
+      const commit = await other.tx(key, 'COMMIT_ONE_PHASE');
+      assert.equal(commit.code, 500);
+      assert.match(commit.text, /cannot commit local transaction .* begun on another connection/);
+      assert.equal(classifyLocalRefusal(commit.text), 'other', 'a client does not read it as committed or rolled back');
+      assertMessages(await readAll(run.port), { committed: [], aborted: ['owned-a', 'owned-b'] }, 'the refused commit published nothing');
+    } finally {
+      owner.close();
+    }
+    // The owner's connection closed: the broker rolls the transaction back.
+    await eventually(async () => (await other.tx(key, 'COMMIT_ONE_PHASE')).text.includes('ROLLED_BACK'), 'the owner\'s close rolled it back');
+    assertOk(await other.tx(key, 'ROLLBACK'), 'a rollback from any connection is fine');
+
+    const mine = localKey('owned', 2);
+    assertOk(await other.begin(mine));
+    const ack = await other.put(mine, 'test', 1, payloadBytes('owned-c'));
+    assertOk(await other.tx(mine, 'COMMIT_ONE_PHASE'));
+    committed.add('owned-c');
+    assertIds(await readAll(run.port), new Map([['owned-c', ack]]));
+    other.close();
+  });
+
   it('a transactional put must name its partition (-1 → 500); a put in an unknown transaction is refused', async () => {
     const key = xaKey('put-checks', 'rm-misc');
     assertOk(await client.begin(key));
