@@ -142,20 +142,27 @@ class BrokerResourceImpl implements BrokerResource {
     return { tombstonesExpired: this.#tombstonesExpired };
   }
 
-  async begin(xid: Xid, timeoutSeconds?: number): Promise<BrokerBranch> {
+  /**
+   * Starts the branch without waiting for the broker's answer to BEGIN: the branch is returned at
+   * once, so the first put is written right behind BEGIN on the connection (one round trip for
+   * both, as local transactions do). The BEGIN answer is checked by every later call of the
+   * branch: a send reports BEGIN's own error (clearer than the put's "not started"), and END,
+   * prepare and commit fail with it, so the transaction rolls back.
+   */
+  begin(xid: Xid, timeoutSeconds?: number): Promise<BrokerBranch> {
     const xa = this.xaResource;
+    let starting: Promise<void>;
     if (timeoutSeconds === undefined) {
-      await xa.start(xid);
+      starting = xa.start(xid);
     } else {
       // start() reads the timeout synchronously, before its first await: setting it, starting and
       // restoring it in the same tick cannot leak into a concurrent begin.
       const previous = xa.getTransactionTimeout();
       xa.setTransactionTimeout(timeoutSeconds);
-      const starting = xa.start(xid);
+      starting = xa.start(xid);
       xa.setTransactionTimeout(previous);
-      await starting;
     }
-    return new BrokerBranchImpl(this.resourceId, xa, xid);
+    return Promise.resolve(new BrokerBranchImpl(this.resourceId, xa, xid, starting));
   }
 
   async recover(): Promise<Xid[]> {
@@ -218,11 +225,18 @@ class BrokerBranchImpl implements BrokerBranch {
   #sent = 0;
   /** A send got no answer: its message may be staged on the broker (transactions.md §5.7 row 25). */
   #uncertain = false;
+  /** BEGIN's answer (see BrokerResource.begin). */
+  readonly #started: Promise<void>;
+  /** END's answer, when END was sent: prepare and commit are written behind it without waiting. */
+  #ending: Promise<void> | undefined;
 
-  constructor(resourceId: string, xa: XAResource, xid: Xid) {
+  constructor(resourceId: string, xa: XAResource, xid: Xid, started: Promise<void>) {
     this.resourceId = resourceId;
     this.#xa = xa;
     this.xid = xid;
+    this.#started = started;
+    // Observed by whichever call comes next; never an unhandled rejection.
+    started.catch(() => undefined);
   }
 
   get hasWork(): boolean {
@@ -240,9 +254,18 @@ class BrokerBranchImpl implements BrokerBranch {
   }
 
   async send(message: Message, options?: SendOptions): Promise<SendResult> {
+    const sending = this.#xa.send(this.xid, message, options);
     let result: SendResult;
     try {
-      result = await this.#xa.send(this.xid, message, options);
+      await this.#started;
+    } catch (error) {
+      sending.catch(() => undefined);
+      // BEGIN without an answer: the branch, and this put behind it, may exist on the broker.
+      if (beginInDoubt(error)) this.#uncertain = true;
+      throw error;
+    }
+    try {
+      result = await sending;
     } catch (error) {
       if (isTransportFailure(error)) this.#uncertain = true;
       throw error;
@@ -251,12 +274,34 @@ class BrokerBranchImpl implements BrokerBranch {
     return result;
   }
 
-  end(success: boolean): Promise<void> {
-    return this.#xa.end(this.xid, success ? XaFlags.TMSUCCESS : XaFlags.TMFAIL);
+  /**
+   * Sends END and resolves once it is queued (not answered) when BEGIN succeeded: the prepare or
+   * commit that follows is written right behind it and reports END's failure (one round trip
+   * saved per transaction; MetaQ's own client sent END one-way).
+   */
+  async end(success: boolean): Promise<void> {
+    await this.#started;
+    const ending = this.#xa.end(this.xid, success ? XaFlags.TMSUCCESS : XaFlags.TMFAIL);
+    ending.catch(() => undefined);
+    this.#ending = ending;
+  }
+
+  /** Waits for END's answer (if END was sent) after the call queued behind it. */
+  async #afterEnd<T>(call: Promise<T>): Promise<T> {
+    const ending = this.#ending;
+    if (ending !== undefined) {
+      try {
+        await ending;
+      } catch (error) {
+        call.catch(() => undefined);
+        throw error;
+      }
+    }
+    return call;
   }
 
   async prepare(): Promise<PrepareVote> {
-    const vote = await this.#xa.prepare(this.xid);
+    const vote = await this.#afterEnd(this.#xa.prepare(this.xid));
     if (vote !== XaCode.XA_RDONLY) return 'ok';
     if (this.#sent > 0) {
       // A wrong read-only vote silently loses the messages (ARTEMIS-1985): refuse to believe it,
@@ -267,10 +312,25 @@ class BrokerBranchImpl implements BrokerBranch {
   }
 
   commitOnePhase(): Promise<void> {
-    return this.#xa.commit(this.xid, true);
+    return this.#afterEnd(this.#xa.commit(this.xid, true));
   }
 
-  rollback(): Promise<void> {
+  async rollback(): Promise<void> {
+    // A BEGIN that was refused left nothing to roll back; one without an answer may have begun it.
+    let begun = true;
+    await this.#started.catch((error: unknown) => {
+      if (!beginInDoubt(error)) begun = false;
+    });
+    if (!begun) return;
+    await this.#ending?.catch(() => undefined);
     return this.#xa.rollback(this.xid);
   }
+}
+
+/**
+ * True when a failed BEGIN may still have begun the branch: no answer (the XA resource reports it
+ * as XAER_RMFAIL), as opposed to the broker's refusal.
+ */
+function beginInDoubt(error: unknown): boolean {
+  return isTransportFailure(error) || (error instanceof XaError && error.xaCode === XaCode.XAER_RMFAIL);
 }

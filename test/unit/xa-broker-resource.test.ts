@@ -226,3 +226,97 @@ describe('tx.send(producer, message)', () => {
     await tm.close();
   });
 });
+
+/** An XA resource whose BEGIN and END answers the test releases by hand; calls are recorded when made. */
+function gatedProducer() {
+  const calls: string[] = [];
+  const gates = new Map<string, { resolve: () => void; reject: (error: unknown) => void }>();
+  const gated = (name: string): Promise<void> => {
+    calls.push(name);
+    return new Promise<void>((resolve, reject) => gates.set(name, { resolve, reject }));
+  };
+  const xa = {
+    uniqueQualifier: 'tm-1',
+    brokerUrl: 'meta://127.0.0.1:8123',
+    start: () => gated('start'),
+    end: () => gated('end'),
+    async prepare() {
+      calls.push('prepare');
+      return 0;
+    },
+    async commit(_xid: Xid, onePhase: boolean) {
+      calls.push(`commit ${onePhase}`);
+    },
+    async rollback() {
+      calls.push('rollback');
+    },
+    async send(_xid: Xid, message: Message): Promise<SendResult> {
+      calls.push(`send ${message.topic}`);
+      return { id: 1n, topic: message.topic, partition: 0, offset: -1, brokerUrl: 'meta://127.0.0.1:8123' };
+    },
+    setTransactionTimeout: () => true,
+    getTransactionTimeout: () => 60,
+  };
+  const producer = { getXAResource: (): XAResource => xa as unknown as XAResource };
+  const release = (name: string, error?: unknown): void => {
+    const gate = gates.get(name);
+    assert.ok(gate !== undefined, `${name} was called`);
+    if (error === undefined) gate.resolve();
+    else gate.reject(error);
+  };
+  return { calls, producer, release };
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('broker resource: round trips saved', () => {
+  it('the first put is written behind BEGIN without waiting for its answer; prepare behind END', async () => {
+    const { calls, producer, release } = gatedProducer();
+    const branch = await createBrokerResource(producer).begin(XID);
+    const sent = branch.send({ topic: 'orders', data: 'x' });
+    await tick();
+    assert.deepEqual(calls, ['start', 'send orders'], 'the put went out before BEGIN was answered');
+    release('start');
+    await sent;
+    await branch.end(true);
+    const vote = branch.prepare();
+    await tick();
+    assert.deepEqual(calls.slice(2), ['end', 'prepare'], 'PREPARE went out before END was answered');
+    release('end');
+    assert.equal(await vote, 'ok');
+  });
+
+  it("a refused BEGIN: the send reports BEGIN's error, END fails with it, and rollback sends nothing", async () => {
+    const { calls, producer, release } = gatedProducer();
+    const branch = await createBrokerResource(producer).begin(XID);
+    const sent = branch.send({ topic: 'orders', data: 'x' });
+    release('start', xaFail(XaCode.XAER_RMERR));
+    await assert.rejects(sent, (e: unknown) => e instanceof XaError && e.xaCode === XaCode.XAER_RMERR);
+    assert.equal(branch.hasWork, false);
+    await assert.rejects(branch.end(true), XaError);
+    await branch.rollback();
+    assert.deepEqual(calls, ['start', 'send orders']);
+  });
+
+  it('a BEGIN without an answer leaves the branch in doubt: it counts as work and is rolled back', async () => {
+    const { calls, producer, release } = gatedProducer();
+    const branch = await createBrokerResource(producer).begin(XID);
+    const sent = branch.send({ topic: 'orders', data: 'x' });
+    release('start', xaFail(XaCode.XAER_RMFAIL));
+    await assert.rejects(sent, XaError);
+    assert.equal(branch.hasWork, true, 'the put behind BEGIN may be staged');
+    await branch.rollback();
+    assert.deepEqual(calls, ['start', 'send orders', 'rollback']);
+  });
+
+  it("a failed END: the prepare written behind it rejects with END's error", async () => {
+    const { producer, release } = gatedProducer();
+    const branch = await createBrokerResource(producer).begin(XID);
+    release('start');
+    await branch.send({ topic: 'orders', data: 'x' });
+    await branch.end(true);
+    const vote = branch.prepare();
+    release('end', xaFail(XaCode.XA_RBTIMEOUT));
+    await assert.rejects(vote, (e: unknown) => e instanceof XaError && e.xaCode === XaCode.XA_RBTIMEOUT);
+  });
+});

@@ -283,7 +283,9 @@ class XaResourceImpl implements XAResource {
     }
     const branch = this.#live(text);
     if (branch === undefined) throw xaError(XaCode.XAER_NOTA, `end of ${text}: the branch was not started on this resource`);
-    await branch.sendsSettled();
+    // Only when sends are in flight: otherwise END is queued synchronously, in the call, so that a
+    // prepare or commit called right after (without awaiting the END answer) is written behind it.
+    if (branch.sends.size > 0) await branch.sendsSettled();
     if (branch.machine.state === XaBranchState.ROLLED_BACK) {
       // A send in flight learned that the broker had rolled the branch back (e.g. it timed out).
       throw xaError(branch.rollbackCode, `end of ${text}: the broker rolled the branch back`);
