@@ -14,6 +14,10 @@
  *   with one `writev` and covers them with one fdatasync: throughput grows with the number of
  *   concurrent committers while every `'sync'` append is still on disk before it resolves. This
  *   is the technique of the message store (src/store/partition-log.ts).
+ * - Why the writer waits for the fdatasync in flight before writing more: writing the appends
+ *   that arrive meanwhile at once, and chaining the next fdatasync behind the current one, was
+ *   tried (2026-11-22) and made `bench:tx` mode 1 with 8 clients slower (5,100–5,600 → 4,100–4,200
+ *   tx/s): each fdatasync then covered fewer commits, so there were more of them.
  * - Why `'deferred'`. `flushTxLogAtCommit=2` trades the last second of commits on a machine crash
  *   for latency: the append resolves after the write, and a timer armed by the first unsynced
  *   deferred record fsyncs within `deferredSyncIntervalMs`. A timer per dirty period, not a
