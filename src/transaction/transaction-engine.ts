@@ -279,7 +279,7 @@ export class TransactionEngine implements TransactionHandler {
   async #prepare(tx: BrokerTransaction): Promise<Reply> {
     const refused = this.#refusal(tx, 'prepare');
     if (refused !== undefined) return refused;
-    if (tx.abortReason !== undefined) return this.#rollBackAbortOnly(tx, 'prepare');
+    if (tx.abortReason !== undefined) return this.#rollBackAbortOnly(tx, 'prepare', tx.abortReason);
     if (tx.machine.peek('prepare').ok && tx.state === TransactionState.ACTIVE) {
       // Nothing was sent: vote read-only, the branch is finished (XA: "has been committed").
       tx.machine.apply('prepare');
@@ -307,7 +307,7 @@ export class TransactionEngine implements TransactionHandler {
       return OK;
     }
     const wasPrepared = tx.state === TransactionState.PREPARED;
-    if (!wasPrepared && tx.abortReason !== undefined) return this.#rollBackAbortOnly(tx, 'commit');
+    if (!wasPrepared && tx.abortReason !== undefined) return this.#rollBackAbortOnly(tx, 'commit', tx.abortReason);
     tx.machine.apply(event);
     this.#wheel.cancel(tx.key);
     if (tx.state === TransactionState.COMMITTED) {
@@ -417,8 +417,7 @@ export class TransactionEngine implements TransactionHandler {
    * PREPARE with why: XA_RBROLLBACK for a branch; for a local transaction the broker's usual
    * "in state ROLLED_BACK" refusal, which clients (ours and MetaQ's) read as "rolled back".
    */
-  async #rollBackAbortOnly(tx: BrokerTransaction, what: 'commit' | 'prepare'): Promise<Reply> {
-    const reason = tx.abortReason ?? 'a put was refused';
+  async #rollBackAbortOnly(tx: BrokerTransaction, what: 'commit' | 'prepare', reason: string): Promise<Reply> {
     await this.#rollback(tx, 'abort-only');
     const message = `cannot ${what} ${tx.kind === 'xa' ? 'an XA' : 'a local'} transaction in state ${TransactionState.ROLLED_BACK}: ${reason}, so the whole transaction was rolled back (a transaction commits all its messages or none)`;
     return txError(tx.kind, XA_RBROLLBACK, message);

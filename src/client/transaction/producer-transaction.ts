@@ -153,10 +153,11 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
   readonly #sends = new Set<Promise<unknown>>();
   /** One per send in progress: settles once its put is queued on the connection, or the send failed before. */
   readonly #dispatches = new Set<Promise<void>>();
-  /** Set when a send got no answer (it may or may not be staged): the transaction must not commit. */
-  #uncertain = false;
-  /** Set when a send failed (refused by the broker or before it was sent): the transaction must not commit. */
-  #failedSend = false;
+  /**
+   * Why the transaction must not commit, once a send went wrong: `'no-answer'` (it may or may not
+   * be staged; takes precedence) or `'send-failed'` (refused by the broker, or before it was sent).
+   */
+  #cannotCommit: 'no-answer' | 'send-failed' | undefined;
 
   constructor(host: TransactionHost, options: { timeoutSeconds: number; requestTimeoutMs: number }) {
     this.#host = host;
@@ -213,7 +214,8 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
     } catch (error) {
       // Nothing reached the broker, but the application asked for this message to be part of the
       // transaction: committing the others without it would break "all or none".
-      throw this.#sendRefusedLocally(error);
+      this.#markSendFailed();
+      throw error;
     }
     this.#brokerUrl ??= ref.brokerUrl;
     // BEGIN is pipelined with the first put: both are queued on the broker's one connection in
@@ -254,7 +256,7 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
   #sendFailed(error: unknown): unknown {
     if (isTransportFailure(error)) {
       // The put may or may not be staged: committing could publish a message the caller thinks failed.
-      this.#uncertain = true;
+      this.#cannotCommit = 'no-answer';
       if (this.#machine.can('sendUncertain')) this.#machine.apply('sendUncertain');
       return error;
     }
@@ -277,14 +279,9 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
     return error;
   }
 
-  /** A send that failed before anything was written (no partition, topic not published, bad message). */
-  #sendRefusedLocally(error: unknown): unknown {
-    this.#markSendFailed();
-    return error;
-  }
-
+  /** A send that failed with an answer, or before anything was written: abort-only. */
   #markSendFailed(): void {
-    this.#failedSend = true;
+    this.#cannotCommit ??= 'send-failed';
     if (this.#machine.can('sendFailed')) this.#machine.apply('sendFailed');
   }
 
@@ -301,10 +298,10 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
       if (this.#machine.state === LocalTransactionState.ROLLED_BACK) {
         throw new TransactionRolledBackError(this.transactionKey, `commit of ${this.transactionKey}: the broker rolled the transaction back while sends were in flight`);
       }
-      if (this.#uncertain || this.#failedSend) {
+      if (this.#cannotCommit !== undefined) {
         this.#machine.apply('commitCancelled');
         throw new IllegalStateError(
-          this.#uncertain
+          this.#cannotCommit === 'no-answer'
             ? `Cannot commit transaction ${this.transactionKey}: a send got no answer, so it may or may not be part of the transaction; nothing was committed, call rollback()`
             : `Cannot commit transaction ${this.transactionKey}: a send in it failed, and a transaction commits all its messages or none; nothing was committed, call rollback()`,
         );
