@@ -18,6 +18,8 @@
  *
  * PostgreSQL must allow prepared transactions: `max_prepared_transactions` > 0 in
  * postgresql.conf (it is 0 out of the box; changing it needs a restart). `init()` below says so.
+ * Or run it with XA_MODE=decision-row: PostgreSQL then commits last, in one phase, with a decision
+ * row (table `metaq_xa_decision`) in its transaction, and needs no prepared transactions (docs/xa.md).
  *
  * Check that rows and messages agree (every order id once in each):
  *   SELECT id FROM example_orders ORDER BY id;
@@ -52,8 +54,11 @@ await producer.publish(topic);
 
 // The participants. Their ids (`postgres:shop`, `metaq:<broker url>#<qualifier>`) are written to
 // the coordinator log: a restarted run must register the same ones, or recovery cannot reach them.
-const database = createPostgresResource({ pool, name: 'shop' });
-await database.init(); // checks max_prepared_transactions, creates the marker table
+const mode = process.env['XA_MODE'] === 'decision-row' ? 'decision-row' : 'xa';
+// Keep the mode across restarts of one log directory: a run's recovery reads decision rows only
+// through a decision-row resource.
+const database = createPostgresResource({ pool, name: 'shop', mode });
+await database.init(); // xa: checks max_prepared_transactions, creates the marker table; decision-row: creates the decision table
 const broker = createBrokerResource(producer, { brokerUrl: serverUrl, uniqueQualifier: nodeName });
 
 // Recovery runs here, before the promise resolves: a run killed after its commit decision is

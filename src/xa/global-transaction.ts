@@ -15,6 +15,12 @@
  * 6. phase two in parallel, retried with back-off until every participant answered
  *    (phase-two.ts); then END, unforced.
  *
+ * Decision-row mode (transactions.md §5.1): when a branch with work is a last resource (a
+ * PostgreSQL resource in mode `decision-row`), steps 4–5 become: prepare the others, then commit
+ * the last resource one-phase with the decision row in its transaction — that commit is the
+ * decision, nothing is forced into the coordinator log — then phase two on the others
+ * (decision-row.ts). Recovery reads the row (recovery.ts).
+ *
  * When `commit()` resolves: once the decision is durable AND phase two finished — or, when phase
  * two takes longer than the manager's `phaseTwoWaitMs` (a participant is down), after that wait,
  * with `completed: false` while phase two goes on in the background (the decision is durable, so
@@ -31,6 +37,7 @@ import { describeXid } from '../client/transaction/xid.js';
 import { isBrokerResourceId, type BrokerBranch, type BrokerResource, type XaCapableProducer } from './broker-resource.js';
 import type { CoordinatorContext } from './coordinator-context.js';
 import { crashOrder, xaCrashPoint, xaDelayPoint } from './crash-points.js';
+import { completeByDecisionRow } from './decision-row.js';
 import {
   GLOBAL_TRANSITIONS,
   GlobalTransactionState,
@@ -41,7 +48,7 @@ import {
 import type { BeginOptions, CommitResult, EnlistedBranchInfo, GlobalTransaction, PostgresTarget, TransactionOutcome } from './global-transaction-api.js';
 import { runPhaseTwo, type HeuristicOutcome, type PhaseTwoResult, type PhaseTwoTarget } from './phase-two.js';
 import type { PostgresBranch, PostgresResource } from './postgres/index.js';
-import type { Branch, EnlistableResource, RecoverableResource } from './resource.js';
+import { isDecisionKeeper, isLastResourceBranch, type Branch, type EnlistableResource, type LastResourceBranch, type RecordedDecision, type RecoverableResource } from './resource.js';
 import { branchXid, gtridHex, METAQ_TM_FORMAT_ID, type Xid } from './xid.js';
 import { waitAtMost } from './wait-at-most.js';
 
@@ -332,6 +339,10 @@ export class GlobalTransactionImpl implements GlobalTransaction {
       return { gtrid: this.gtridHex, mode: 'read-only', completed: true, heuristics: [] };
     }
     if (withWork.length === 1) return this.#commitOnePhase(only.branch);
+    // Decision-row mode: a branch that can decide is committed last, and its commit is the
+    // decision. A second such branch is prepared like any other (and refuses, with its reason).
+    const last = withWork.find((e) => isLastResourceBranch(e.branch));
+    if (last !== undefined) return this.#commitWithLastResource(last, withWork.filter((e) => e !== last));
     return this.#commitTwoPhase(withWork);
   }
 
@@ -406,7 +417,13 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     const decided = xaDelayPoint('xa.after-committing');
     if (decided !== undefined) await decided;
     const targets = yes.map((p) => ({ resource: p.enlistment.resource, xid: p.enlistment.xid }));
-    const phaseTwo = this.#phaseTwo(targets);
+    return this.#awaitPhaseTwo(targets, undefined);
+  }
+
+  /** Starts phase two and waits for it at most `phaseTwoWaitMs` (see the module comment). */
+  async #awaitPhaseTwo(targets: readonly PhaseTwoTarget[], decisionRow: PhaseTwoTarget | undefined): Promise<CommitResult> {
+    const ctx = this.#host.ctx;
+    const phaseTwo = this.#phaseTwo(targets, decisionRow);
     this.#host.track(this.gtridHex, phaseTwo);
     // close() interrupting phase two is no failure of the commit: the decision is durable.
     const result = await waitAtMost(
@@ -419,6 +436,88 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     }
     if (result.damaged) throw heuristicError(this.gtridHex, 'commit', result);
     return { gtrid: this.gtridHex, mode: 'two-phase', completed: true, heuristics: result.heuristics };
+  }
+
+  /**
+   * Decision-row mode (transactions.md §5.1, Narayana's CMR): prepare the others, then commit the
+   * last resource one-phase with the decision row in its transaction. No COMMITTING record: the
+   * row is the decision, and recovery reads it (recovery.ts). A "no" vote rolls everything back;
+   * a last resource that rolls back instead of committing (a deferred constraint, or recovery's
+   * rollback claim holding the key) rolls the prepared others back; one that does not answer is
+   * settled by a rollback claim on its decision keeper, or left to recovery.
+   */
+  async #commitWithLastResource(last: Enlistment & { readonly branch: Branch }, others: readonly (Enlistment & { readonly branch: Branch })[]): Promise<CommitResult> {
+    const prepared = await this.#prepareAll(others);
+    const lastVote: Prepared = { enlistment: last, status: 'not-asked' };
+    const failed = prepared.find((p) => p.status !== 'ok' && p.status !== 'read-only');
+    if (failed !== undefined) return this.#abort([...prepared, lastVote], failed.error, `${failed.enlistment.resource.resourceId} did not prepare`);
+    const yes = prepared.filter((p) => p.status === 'ok');
+    // Every other branch voted read-only: only the last resource has something to commit.
+    if (yes.length === 0) return this.#commitOnePhase(last.branch);
+    xaCrashPoint('xa.after-prepare');
+    const undecided = xaDelayPoint('xa.after-prepare');
+    if (undecided !== undefined) await undecided;
+    this.#machine.apply('lastResource');
+    const branch = last.branch as LastResourceBranch;
+    try {
+      await branch.commitAsDecision();
+    } catch (error) {
+      const code = error instanceof XaError ? error.xaCode : undefined;
+      if (code !== undefined && isRollbackCode(code)) {
+        lastVote.status = 'rolled-back';
+        return this.#abort([...prepared, lastVote], error, `${last.resource.resourceId}, the last resource, rolled back instead of committing`);
+      }
+      return this.#settleUnknownDecision(last, prepared, lastVote, error);
+    }
+    return this.#decided(yes, last);
+  }
+
+  /**
+   * The last resource's commit got no answer: it may have committed (with its decision row) or
+   * not. A rollback claim on the decision keeper settles it — the unique key lets exactly one of
+   * the commit and the claim win — unless the keeper cannot be reached or the commit is still
+   * pending there; then the outcome stays unknown here and recovery settles it (the decision
+   * row, or its own claim after the orphan safety interval).
+   */
+  async #settleUnknownDecision(last: Enlistment & { readonly branch: Branch }, prepared: Prepared[], lastVote: Prepared, cause: unknown): Promise<CommitResult> {
+    const ctx = this.#host.ctx;
+    const yes = prepared.filter((p) => p.status === 'ok');
+    let outcome: RecordedDecision | undefined;
+    if (isDecisionKeeper(last.resource)) {
+      try {
+        outcome = (await last.resource.claimRollback([this.gtrid])).get(this.gtridHex);
+      } catch (error) {
+        ctx.logger.warn({ err: error, gtrid: this.gtridHex, resourceId: last.resource.resourceId }, 'the rollback claim after an unanswered decision commit failed; recovery settles the transaction');
+      }
+    }
+    if (outcome === 'commit') return this.#decided(yes, last);
+    if (outcome === 'rollback') {
+      lastVote.status = 'rolled-back';
+      return this.#abort([...prepared, lastVote], cause, `${last.resource.resourceId}, the last resource, did not answer its commit, and the rollback claim won`);
+    }
+    this.#finish('outcomeUnknown', 'unknown');
+    throw new TransactionOutcomeUnknownError(
+      this.gtridHex,
+      `global transaction ${this.gtridHex}: the commit of ${last.resource.resourceId} (the last resource, whose commit is the decision) got no answer and could not be settled yet: ${messageOf(cause)}. ` +
+        'Recovery settles it: the prepared branches commit if the decision row committed, and roll back otherwise',
+      { cause, retriable: false },
+    );
+  }
+
+  /**
+   * The last resource committed: the transaction is decided. Phase two on the prepared others,
+   * then the decision row can go (after the END, when a heuristic outcome made a log entry).
+   */
+  async #decided(yes: readonly Prepared[], last: Enlistment & { readonly branch: Branch }): Promise<CommitResult> {
+    const ctx = this.#host.ctx;
+    this.#machine.apply('decide');
+    ctx.counters.commits += 1;
+    ctx.counters.lastResourceCommits += 1;
+    xaCrashPoint('xa.after-committing');
+    const decided = xaDelayPoint('xa.after-committing');
+    if (decided !== undefined) await decided;
+    const targets = yes.map((p) => ({ resource: p.enlistment.resource, xid: p.enlistment.xid }));
+    return this.#awaitPhaseTwo(targets, { resource: last.resource, xid: last.xid });
   }
 
   /** Prepares every branch: in parallel, or one at a time in crash-point order when a crash point is armed. */
@@ -450,21 +549,32 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     return prepared;
   }
 
-  /** Phase two of a decided transaction, then END (runs on after `commit()` returned, if need be). */
-  async #phaseTwo(targets: readonly PhaseTwoTarget[]): Promise<PhaseTwoResult> {
+  /**
+   * Phase two of a decided transaction, then END (runs on after `commit()` returned, if need be).
+   * `decisionRow`: decision-row mode, the last resource whose row holds the decision; there is no
+   * log entry to END then (decision-row.ts).
+   */
+  async #phaseTwo(targets: readonly PhaseTwoTarget[], decisionRow: PhaseTwoTarget | undefined): Promise<PhaseTwoResult> {
     const ctx = this.#host.ctx;
     const ordered = crashOrder(targets, (t) => t.resource.resourceId);
     let committedSoFar = 0;
+    const options = {
+      sequential: ordered !== undefined,
+      afterEach: (target: PhaseTwoTarget) => {
+        committedSoFar += 1;
+        if (!isBrokerResourceId(target.resource.resourceId)) xaCrashPoint('xa.after-postgres-commit');
+        if (committedSoFar === 1) xaCrashPoint('xa.after-first-commit');
+      },
+    };
     let result: PhaseTwoResult;
     try {
-      result = await runPhaseTwo(ctx, this.gtrid, ordered ?? targets, 'commit', {
-        sequential: ordered !== undefined,
-        afterEach: (target) => {
-          committedSoFar += 1;
-          if (!isBrokerResourceId(target.resource.resourceId)) xaCrashPoint('xa.after-postgres-commit');
-          if (committedSoFar === 1) xaCrashPoint('xa.after-first-commit');
-        },
-      });
+      if (decisionRow !== undefined) {
+        const done = await completeByDecisionRow(ctx, this.gtrid, ordered ?? targets, decisionRow, { ...options, beforeEnd: () => xaCrashPoint('xa.before-end') });
+        if (done.completion === 'held') this.#finish('heuristic', 'heuristic');
+        else this.#finish('committed', 'committed');
+        return done.result;
+      }
+      result = await runPhaseTwo(ctx, this.gtrid, ordered ?? targets, 'commit', options);
     } catch (error) {
       // Only close() stops phase two: the decision is durable, recovery completes it after a restart.
       ctx.logger.warn({ err: error, gtrid: this.gtridHex }, 'phase two interrupted; recovery will complete the commit');

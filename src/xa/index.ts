@@ -19,6 +19,7 @@ export {
   DEFAULT_XA_MAX_TIMEOUT_MS,
   DEFAULT_RECOVERY_INTERVAL_MS,
   DEFAULT_PHASE_TWO_WAIT_MS,
+  DEFAULT_DECISION_ROW_RETENTION_MS,
   ORPHAN_SAFETY_MARGIN_MS,
 } from './transaction-manager.js';
 export type { TransactionManager, TransactionManagerOptions } from './transaction-manager.js';
@@ -52,8 +53,8 @@ export {
 export type { GtridParts } from './xid.js';
 export type { Branch, EnlistableResource, MarkerPage, PhaseTwoOutcome, PrepareVote, RecoverableResource, ResourceId } from './resource.js';
 export type { CoordinatorLog, LoggedHeuristic, LoggedParticipant, PendingEntry } from './coordinator-log.js';
-export { createPostgresResource, PostgresResource, PostgresBranch } from './postgres/index.js';
-export type { PostgresResourceOptions, PostgresBranchState } from './postgres/index.js';
+export { createPostgresResource, PostgresResource, PostgresBranch, DEFAULT_DECISION_TABLE, DEFAULT_CLAIM_WAIT_MS } from './postgres/index.js';
+export type { PostgresResourceOptions, PostgresResourceMode, PostgresBranchState } from './postgres/index.js';
 export { openCoordinatorLog, FileCoordinatorLog, MemoryCoordinatorLog } from './log/index.js';
 export type { FileCoordinatorLogOptions } from './log/index.js';
 export { xaTransform } from '../client/consumer/xa-transform.js';

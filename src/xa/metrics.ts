@@ -28,8 +28,12 @@ export interface TransactionManagerMetrics {
   readonly recoveredCommits: number;
   /** Phase-two calls retried, by resource id. */
   readonly phaseTwoRetries: Readonly<Record<string, number>>;
-  /** Two-phase commits that reached their decision. */
+  /** Two-phase commits that reached their decision (decision-row ones included). */
   readonly commits: number;
+  /** Of those, decided by a last resource's commit with its decision row (decision-row mode; no log record). */
+  readonly lastResourceCommits: number;
+  /** Orphan branches recovery committed because their decision row says commit (decision-row mode). */
+  readonly decisionRowRecoveries: number;
   /** One-phase commits (one branch with work; no log record). */
   readonly onePhaseCommits: number;
   /** Commits with nothing to commit (no work, or read-only votes only). */
@@ -55,6 +59,8 @@ export class MetricsCounters {
   orphanRollbacks = 0;
   recoveredCommits = 0;
   commits = 0;
+  lastResourceCommits = 0;
+  decisionRowRecoveries = 0;
   onePhaseCommits = 0;
   readOnlyCommits = 0;
   rollbacks = 0;

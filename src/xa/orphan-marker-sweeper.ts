@@ -27,14 +27,24 @@
  *   re-drive the commit, which then needs the marker. Every END issued before the pending read
  *   is made durable (log `sync`, or a later forced record) before anything is deleted.
  *
+ * Decision rows (decision-row mode, decision-row.ts) are swept the same way, with one more rule:
+ * a row is the decision of a transaction whose prepared branches may still be listed by other
+ * resources (its process died before phase two), so after the page is read, every other resource
+ * is asked for its prepared branches (`recover`), and rows of gtrids still listed are kept. A
+ * row is read before the listing, and its branches were prepared before the row committed (or,
+ * for a rollback row, were listed when recovery claimed it), so a branch absent from the later
+ * listing has been finished. Any resource that does not answer keeps every row of the page. And
+ * a row is kept until its transaction began `decisionRowRetentionMs` ago (default a day): a broker
+ * that is not registered cannot be asked, yet its branch would need the row once it is.
+ *
  * Paging: one page of {@link ORPHAN_MARKER_PAGE} rows per resource and sweep, continuing after
  * the previous page (so markers that must stay cannot hide orphans behind them), back to the
  * start when the end is reached. Best effort, like the MarkerSweeper: failures are logged and
  * the next sweep tries again.
  */
 import type { CoordinatorContext } from './coordinator-context.js';
-import type { MarkerPage, RecoverableResource, ResourceId } from './resource.js';
-import { gtridHex, type Xid } from './xid.js';
+import { isDecisionKeeper, type MarkerPage, type RecoverableResource, type ResourceId } from './resource.js';
+import { gtridHex, parseGtrid, type Xid } from './xid.js';
 
 /** Marker rows read per resource and sweep. */
 export const ORPHAN_MARKER_PAGE = 1000;
@@ -48,6 +58,9 @@ export interface OrphanMarkerSweepHost {
   resources(): readonly RecoverableResource[];
   /** True while the transaction is in flight in this process (or its phase two is being driven). */
   inFlight(gtridHex: string): boolean;
+  /** Decision rows of transactions begun less than this long ago are kept (see the module comment). */
+  readonly decisionRowRetentionMs: number;
+  now(): number;
 }
 
 /** What one sweep did, summed over the resources. */
@@ -122,7 +135,18 @@ export class OrphanMarkerSweeper {
     const orphans: Xid[] = [];
     for (const xid of page.xids) {
       const hex = gtridHex(xid.globalTransactionId);
-      if (!pending.has(hex) && !this.#host.inFlight(hex)) orphans.push(xid);
+      if (pending.has(hex) || this.#host.inFlight(hex)) continue;
+      if (isDecisionKeeper(resource) && !this.#retentionOver(xid)) continue;
+      orphans.push(xid);
+    }
+    if (isDecisionKeeper(resource) && orphans.length > 0) {
+      // 2b. Decision rows: THEN what the other resources still hold prepared (see the module comment).
+      const prepared = await this.#preparedElsewhere(resource);
+      if (prepared === undefined) return { listed: page.xids.length, kept: page.xids.length, deleted: 0 };
+      for (let i = orphans.length - 1; i >= 0; i--) {
+        const xid = orphans[i];
+        if (xid !== undefined && prepared.has(gtridHex(xid.globalTransactionId))) orphans.splice(i, 1);
+      }
     }
     const kept = page.xids.length - orphans.length;
     if (orphans.length === 0) return { listed: page.xids.length, kept, deleted: 0 };
@@ -140,6 +164,28 @@ export class OrphanMarkerSweeper {
     ctx.counters.orphanMarkersDeleted += orphans.length;
     ctx.logger.info({ resourceId: id, deleted: orphans.length, kept }, 'orphan marker rows deleted (their transactions ended)');
     return { listed: page.xids.length, kept, deleted: orphans.length };
+  }
+
+  /** True when the transaction of `xid` began at least `decisionRowRetentionMs` ago (by the start time in its gtrid). */
+  #retentionOver(xid: Xid): boolean {
+    const startedAt = parseGtrid(xid.globalTransactionId)?.startedAtMs;
+    return startedAt !== undefined && this.#host.now() - startedAt >= this.#host.decisionRowRetentionMs;
+  }
+
+  /** gtrid hex of every branch the resources other than `keeper` list as prepared; undefined when one of them did not answer. */
+  async #preparedElsewhere(keeper: RecoverableResource): Promise<Set<string> | undefined> {
+    const { ctx } = this.#host;
+    const prepared = new Set<string>();
+    for (const resource of this.#host.resources()) {
+      if (resource === keeper) continue;
+      try {
+        for (const xid of await resource.recover()) prepared.add(gtridHex(xid.globalTransactionId));
+      } catch (error) {
+        ctx.logger.warn({ err: error, resourceId: resource.resourceId }, 'recover() failed; decision rows are kept until every resource answers');
+        return undefined;
+      }
+    }
+    return prepared;
   }
 
   /** True once every log record issued up to `seq` is on disk (syncing the log when it can). */

@@ -59,6 +59,7 @@ export interface ManagerDescription {
     readonly defaultTimeoutMs: number;
     readonly maxTimeoutMs: number;
     readonly orphanSafetyIntervalMs: number;
+    readonly decisionRowRetentionMs: number;
     readonly recoveryIntervalMs: number;
     readonly phaseTwoWaitMs: number;
   };

@@ -14,6 +14,12 @@
  *    scan that still sees it forces PRESUMED_ABORTING — which the log refuses (false) if a
  *    COMMITTING appeared meanwhile, and then the transaction is committed instead — and rolls it
  *    back on every resource listing it, then END.
+ *    Decision-row mode (transactions.md §5.1, §5.6 step 3): the rows of the candidates are read
+ *    first at every decision keeper. A commit row commits the orphan at once (its last resource
+ *    committed: decided). Without a row, the claim at the second sighting is a rollback row
+ *    inserted at every keeper, whose unique key arbitrates against a commit still in progress
+ *    (§5.7 row 23): if the commit won, the orphan is committed instead; if a keeper does not
+ *    answer, nothing is decided in this scan.
  *
  * A resource whose `recover()` fails is skipped for this scan; orphan ENDs wait for a scan in
  * which every resource answered (a branch on the silent one could otherwise be forgotten).
@@ -23,8 +29,9 @@
 import { describeXid } from '../client/transaction/xid.js';
 import type { PendingEntry } from './coordinator-log.js';
 import type { CoordinatorContext } from './coordinator-context.js';
+import { completeByDecisionRow } from './decision-row.js';
 import { runPhaseTwo, type PhaseTwoTarget } from './phase-two.js';
-import type { RecoverableResource } from './resource.js';
+import { isDecisionKeeper, type DecisionKeeper, type RecordedDecision, type RecoverableResource } from './resource.js';
 import { belongsToNode, gtridHex, METAQ_TM_FORMAT_ID, parseGtrid, type Xid } from './xid.js';
 import { waitAtMost } from './wait-at-most.js';
 
@@ -165,7 +172,11 @@ export class Recoverer {
       }
     }
 
-    // 3. Orphans.
+    // 3. Orphans. In decision-row mode their decision may be a row at a decision keeper: read
+    // the rows of every candidate first (one query per keeper).
+    const keepers = host.resources().filter(isDecisionKeeper);
+    const candidates = [...listed].filter(([hex, { gtrid }]) => ctx.log.get(gtrid) === undefined && !host.inFlight(hex)).map(([, { gtrid }]) => gtrid);
+    const rows = await readDecisions(ctx, keepers, candidates);
     let firstSighted = 0;
     let inFlight = 0;
     let tooYoung = 0;
@@ -177,16 +188,38 @@ export class Recoverer {
         this.#sightings.delete(hex);
         continue;
       }
+      if (this.#held.has(hex)) continue;
+      const recorded = rows.decisions.get(hex);
+      if (recorded?.outcome === 'commit') {
+        // Decided by its last resource's commit: no safety interval, no second sighting needed.
+        this.#sightings.delete(hex);
+        committed += 1;
+        redrives.push(this.#commitByDecisionRow(gtrid, targets, recorded.keeper));
+        continue;
+      }
       const startedAt = parseGtrid(gtrid)?.startedAtMs ?? 0;
       if (host.now() - startedAt < host.orphanSafetyIntervalMs) {
         tooYoung += 1;
         continue;
       }
-      if (!this.#sightings.has(hex)) {
+      if (recorded === undefined && !this.#sightings.has(hex)) {
         this.#sightings.set(hex, scan);
         firstSighted += 1;
         ctx.logger.info({ gtrid: hex, branches: targets.map((t) => `${t.resource.resourceId} ${describeXid(t.xid)}`) }, 'orphan prepared branch seen; rolled back if still there at the next scan');
         continue;
+      }
+      if (recorded === undefined && keepers.length > 0) {
+        // Decision-row mode: the rollback must win the decision row's key first (the unique key
+        // arbitrates against a commit still in progress, §5.7 row 23). Every keeper must answer:
+        // the silent one may hold a commit row.
+        const claim = rows.complete ? await claimRollback(ctx, keepers, gtrid) : undefined;
+        if (claim === undefined) continue; // sighting kept: claimed at a later scan
+        if (claim.outcome === 'commit') {
+          this.#sightings.delete(hex);
+          committed += 1;
+          redrives.push(this.#commitByDecisionRow(gtrid, targets, claim.keeper));
+          continue;
+        }
       }
       this.#sightings.delete(hex);
       let claimed: boolean;
@@ -286,6 +319,33 @@ export class Recoverer {
     return work;
   }
 
+  /** Commits the prepared branches of an orphan whose decision row says commit (decision-row.ts); resolves like a re-driven commit. */
+  #commitByDecisionRow(gtrid: Buffer, targets: readonly PhaseTwoTarget[], keeper: DecisionKeeper): Promise<'ended' | 'held' | 'unresolvable' | 'interrupted'> {
+    const { ctx } = this.#host;
+    const hex = gtridHex(gtrid);
+    const decisionRow: PhaseTwoTarget = { resource: keeper, xid: xidOf(gtrid, Buffer.alloc(0)) };
+    const work = (async (): Promise<'ended' | 'held' | 'interrupted'> => {
+      let completion;
+      try {
+        ({ completion } = await completeByDecisionRow(ctx, gtrid, targets, decisionRow));
+      } catch (error) {
+        ctx.logger.warn({ err: error, gtrid: hex }, 'recovery of a transaction decided by its decision row interrupted');
+        return 'interrupted';
+      }
+      if (completion === 'held') {
+        this.#held.add(hex);
+        return 'held';
+      }
+      if (completion === 'end-failed') return 'interrupted';
+      ctx.counters.recoveredCommits += 1;
+      ctx.counters.decisionRowRecoveries += 1;
+      ctx.logger.info({ gtrid: hex, participants: targets.length, keeper: keeper.resourceId }, 'recovery committed a transaction its decision row says committed');
+      return 'ended';
+    })();
+    this.#host.track(hex, work);
+    return work;
+  }
+
   /** Rolls back a PRESUMED_ABORTING transaction's listed branches once; ENDs it when nothing is left. Returns branches rolled back. */
   async #rollBackClaimed(entry: PendingEntry, listedTargets: readonly PhaseTwoTarget[], everyResourceAnswered: boolean): Promise<number> {
     const { ctx } = this.#host;
@@ -316,6 +376,66 @@ export class Recoverer {
     }
     return result.completed.length;
   }
+}
+
+/** A decision found at a keeper. */
+interface FoundDecision {
+  readonly outcome: RecordedDecision;
+  readonly keeper: DecisionKeeper;
+}
+
+/**
+ * The decision rows of `gtrids` at every keeper (a commit row wins over rollback rows elsewhere:
+ * the transaction decided at one keeper only, and the others' rollback rows are recovery's own
+ * claims). `complete` is false when a keeper did not answer: a gtrid without a row may then have
+ * one there.
+ */
+async function readDecisions(ctx: CoordinatorContext, keepers: readonly DecisionKeeper[], gtrids: readonly Buffer[]): Promise<{ readonly decisions: Map<string, FoundDecision>; readonly complete: boolean }> {
+  const decisions = new Map<string, FoundDecision>();
+  if (keepers.length === 0 || gtrids.length === 0) return { decisions, complete: true };
+  let complete = true;
+  const answers = await Promise.all(
+    keepers.map(async (keeper) => {
+      try {
+        return { keeper, found: await keeper.decisionsOf(gtrids) };
+      } catch (error) {
+        complete = false;
+        ctx.logger.warn({ err: error, resourceId: keeper.resourceId }, 'reading decision rows failed; orphans without a row are not rolled back in this scan');
+        return undefined;
+      }
+    }),
+  );
+  for (const answer of answers) {
+    if (answer === undefined) continue;
+    for (const [hex, outcome] of answer.found) {
+      if (decisions.get(hex)?.outcome !== 'commit') decisions.set(hex, { outcome, keeper: answer.keeper });
+    }
+  }
+  return { decisions, complete };
+}
+
+/**
+ * Claims `gtrid` for rollback at every keeper. Resolves with the commit row if a commit won at
+ * one of them, with `rollback` once every keeper holds a rollback row for it, or undefined when a
+ * keeper did not answer or could not settle the claim yet (a commit still in progress).
+ */
+async function claimRollback(ctx: CoordinatorContext, keepers: readonly DecisionKeeper[], gtrid: Buffer): Promise<FoundDecision | undefined> {
+  const hex = gtridHex(gtrid);
+  const claims = await Promise.all(
+    keepers.map(async (keeper) => {
+      try {
+        const outcome = (await keeper.claimRollback([gtrid])).get(hex);
+        return outcome === undefined ? undefined : { outcome, keeper };
+      } catch (error) {
+        ctx.logger.warn({ err: error, gtrid: hex, resourceId: keeper.resourceId }, 'rollback claim on a decision row failed; the orphan is claimed at a later scan');
+        return undefined;
+      }
+    }),
+  );
+  const won = claims.find((c) => c?.outcome === 'commit');
+  if (won !== undefined) return won;
+  if (claims.some((c) => c === undefined)) return undefined;
+  return claims[0];
 }
 
 function xidOf(gtrid: Buffer, branchQualifier: Buffer): Xid {

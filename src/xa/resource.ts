@@ -97,3 +97,72 @@ export interface EnlistableResource<B extends Branch = Branch> extends Recoverab
    */
   begin(xid: Xid, timeoutSeconds?: number): Promise<B>;
 }
+
+/** The outcome a {@link DecisionKeeper} holds for a transaction. */
+export type RecordedDecision = 'commit' | 'rollback';
+
+/**
+ * A branch that can be the *last resource* of a commit (decision-row mode, transactions.md §5.1):
+ * the other participants are prepared first, then this branch writes the commit decision (a row
+ * keyed by the gtrid) inside its own transaction and commits it one-phase. Its commit *is* the
+ * decision: no PREPARE of its own, no forced coordinator log record. Recovery finds the decision
+ * through the branch's resource, a {@link DecisionKeeper}.
+ */
+export interface LastResourceBranch extends Branch {
+  /** Marks the branch as able to decide (see {@link isLastResourceBranch}). */
+  readonly lastResource: true;
+  /**
+   * Writes the commit decision of the branch's gtrid inside the branch and commits it (one round
+   * trip). Resolves once committed: the global transaction is then decided. Call it only after
+   * every other participant voted ok.
+   *
+   * @throws XaError XA_RB* when the branch rolled back instead: XA_RBINTEGRITY for a deferred
+   * constraint, XA_RBTRANSIENT for a serialization failure, XA_RBROLLBACK when recovery had
+   * already claimed the gtrid for rollback (its rollback row holds the key) or an earlier
+   * statement failed; XAER_RMFAIL when the connection was lost during COMMIT (the outcome is
+   * unknown: settle it with the resource's {@link DecisionKeeper.claimRollback}); XAER_PROTO in a
+   * state that does not allow it.
+   */
+  commitAsDecision(): Promise<void>;
+}
+
+/** True when `branch` can be the last resource (decision-row mode). */
+export function isLastResourceBranch(branch: Branch): branch is LastResourceBranch {
+  return (branch as Partial<LastResourceBranch>).lastResource === true;
+}
+
+/**
+ * A resource that keeps commit decisions for the transactions whose last resource it was
+ * (decision-row mode): one row per gtrid, `commit` written by the committing branch, `rollback`
+ * by recovery when it claims an orphan. The key is unique, so a commit and a claim of the same
+ * gtrid cannot both succeed: the later insert waits for the earlier one's transaction and then
+ * finds its row (Atomikos' `presumedAborting`, played by the database's unique index).
+ *
+ * Housekeeping uses the {@link RecoverableResource} marker methods: `listMarkers` lists decision
+ * rows (as XIDs of the row's gtrid with an empty branch qualifier: a row belongs to the whole
+ * transaction), `deleteMarkers` deletes the rows of the XIDs' gtrids.
+ */
+export interface DecisionKeeper extends RecoverableResource {
+  /** Marks the resource as a decision keeper (see {@link isDecisionKeeper}). */
+  readonly keepsDecisions: true;
+  /**
+   * The decisions recorded for `gtrids`, keyed by `gtridHex`; a gtrid without a row is absent.
+   *
+   * @throws XaError XAER_RMFAIL when the database cannot be reached; XAER_RMERR otherwise.
+   */
+  decisionsOf(gtrids: readonly Buffer[]): Promise<Map<string, RecordedDecision>>;
+  /**
+   * Claims undecided transactions for rollback: inserts a `rollback` row for each gtrid unless
+   * one exists, then reads what holds. A commit in progress makes the insert wait for it (at most
+   * a few seconds): a gtrid whose claim could not be settled in that time is absent from the
+   * result (ask again later). A gtrid mapped to `commit` committed first: commit its branches.
+   *
+   * @throws XaError XAER_RMFAIL when the database cannot be reached; XAER_RMERR otherwise.
+   */
+  claimRollback(gtrids: readonly Buffer[]): Promise<Map<string, RecordedDecision>>;
+}
+
+/** True when `resource` keeps commit decisions (decision-row mode). */
+export function isDecisionKeeper(resource: RecoverableResource): resource is DecisionKeeper {
+  return (resource as Partial<DecisionKeeper>).keepsDecisions === true;
+}

@@ -52,6 +52,8 @@ export const DEFAULT_XA_MAX_TIMEOUT_MS = 300_000;
 export const ORPHAN_SAFETY_MARGIN_MS = 60_000;
 /** Default period of background recovery (Bitronix: 60 s). */
 export const DEFAULT_RECOVERY_INTERVAL_MS = 60_000;
+/** Default of `decisionRowRetentionMs`: one day. */
+export const DEFAULT_DECISION_ROW_RETENTION_MS = 24 * 3_600_000;
 /** Default wait of `commit()` for phase two before it resolves with `completed: false`. */
 export const DEFAULT_PHASE_TWO_WAIT_MS = 30_000;
 
@@ -86,6 +88,14 @@ export interface TransactionManagerOptions {
    * (by the start time in the gtrid). Default: `maxTimeoutMs` + {@link ORPHAN_SAFETY_MARGIN_MS}.
    */
   readonly orphanSafetyIntervalMs?: number;
+  /**
+   * Decision-row mode: a decision row left behind by a process that died (found by the sweep
+   * after a recovery scan) is deleted only once its transaction began at least this long ago, and
+   * no registered resource lists a branch of it. Why wait at all: a broker that is not registered
+   * (yet) cannot be asked, and its branch would need the row. Rows of transactions that completed
+   * normally are deleted right away. Default {@link DEFAULT_DECISION_ROW_RETENTION_MS}.
+   */
+  readonly decisionRowRetentionMs?: number;
   /** Period of background recovery in ms; 0 disables the timer (`recover()` still works). Default {@link DEFAULT_RECOVERY_INTERVAL_MS}. */
   readonly recoveryIntervalMs?: number;
   /** Run a recovery scan before `createTransactionManager` resolves. Default true. */
@@ -201,6 +211,7 @@ interface Settings {
   readonly defaultTimeoutMs: number;
   readonly maxTimeoutMs: number;
   readonly orphanSafetyIntervalMs: number;
+  readonly decisionRowRetentionMs: number;
   readonly recoveryIntervalMs: number;
   readonly phaseTwoWaitMs: number;
   readonly retry: Required<PhaseTwoRetryOptions>;
@@ -243,6 +254,7 @@ function resolveSettings(options: TransactionManagerOptions): Settings {
     defaultTimeoutMs,
     maxTimeoutMs,
     orphanSafetyIntervalMs,
+    decisionRowRetentionMs: checkDuration('decisionRowRetentionMs', options.decisionRowRetentionMs ?? DEFAULT_DECISION_ROW_RETENTION_MS, 0),
     recoveryIntervalMs: checkDuration('recoveryIntervalMs', options.recoveryIntervalMs ?? DEFAULT_RECOVERY_INTERVAL_MS, 0),
     phaseTwoWaitMs: checkDuration('phaseTwoWaitMs', options.phaseTwoWaitMs ?? DEFAULT_PHASE_TWO_WAIT_MS, 0, true),
     retry,
@@ -317,6 +329,8 @@ class TransactionManagerImpl implements TransactionManager, GlobalTransactionHos
       nodeIds: settings.nodeIds,
       resources: () => [...this.#resources.values()],
       inFlight: (hex) => this.#isInFlight(hex),
+      decisionRowRetentionMs: settings.decisionRowRetentionMs,
+      now: settings.now,
     });
   }
 
@@ -498,6 +512,8 @@ class TransactionManagerImpl implements TransactionManager, GlobalTransactionHos
       recoveredCommits: c.recoveredCommits,
       phaseTwoRetries: c.phaseTwoRetries(),
       commits: c.commits,
+      lastResourceCommits: c.lastResourceCommits,
+      decisionRowRecoveries: c.decisionRowRecoveries,
       onePhaseCommits: c.onePhaseCommits,
       readOnlyCommits: c.readOnlyCommits,
       rollbacks: c.rollbacks,
@@ -528,6 +544,7 @@ class TransactionManagerImpl implements TransactionManager, GlobalTransactionHos
         defaultTimeoutMs: s.defaultTimeoutMs,
         maxTimeoutMs: s.maxTimeoutMs,
         orphanSafetyIntervalMs: s.orphanSafetyIntervalMs,
+        decisionRowRetentionMs: s.decisionRowRetentionMs,
         recoveryIntervalMs: s.recoveryIntervalMs,
         phaseTwoWaitMs: s.phaseTwoWaitMs,
       },

@@ -12,6 +12,7 @@
  * |---------------------|-----------------------------------------------|
  * | xa.clients1         | >= 0.75 x PostgreSQL's own 2PC rate, 1 client |
  * | xa.clients8         | >= 0.75 x PostgreSQL's own 2PC rate, 8 clients |
+ * | xa-decision-row.clients1/8 | the same transaction in decision-row mode (PostgreSQL commits last, one-phase, with the decision row; no PREPARE TRANSACTION, no coordinator log record), same baseline |
  *
  * PostgreSQL and the broker are private instances started for the run (PostgreSQL with `fsync`,
  * `synchronous_commit` and `full_page_writes` on, defaults
@@ -88,35 +89,45 @@ async function main(): Promise<void> {
     await producer.publish('orders');
     const resource = createPostgresResource({ pool, name: 'bench' });
     await resource.init();
-    const tm = await createTransactionManager({ nodeName: 'bench-tm', logDir: join(root, 'tm-log'), resources: [resource], recoveryIntervalMs: 0 });
+    // Decision-row mode (docs/xa.md): PostgreSQL commits last, one-phase, with the decision row.
+    const decisionResource = createPostgresResource({ pool, name: 'bench-decision-row', mode: 'decision-row' });
+    await decisionResource.init();
+    const tm = await createTransactionManager({ nodeName: 'bench-tm', logDir: join(root, 'tm-log'), resources: [resource, decisionResource], recoveryIntervalMs: 0 });
+    /** XA transactions per second (one row + one message) with the PostgreSQL resource `db`. */
+    const xaRate = async (db: typeof resource, clients: number): Promise<number> => {
+      const value = await rate(clients, async () => {
+        const id = nextId++;
+        const t0 = performance.now();
+        const tx = tm.begin();
+        const marks = new Map<string, number>();
+        if (PROBE) tx.onTransition((t) => marks.set(t.to, performance.now()));
+        const branch = await tx.enlistPostgres(db);
+        const t1 = performance.now();
+        await branch.query('INSERT INTO bench_orders(id, body) VALUES ($1, $2)', [id, 'order']);
+        const t2 = performance.now();
+        await tx.send(producer, { topic: 'orders', data });
+        const t3 = performance.now();
+        await tx.commit();
+        const t4 = performance.now();
+        if (PROBE) { probe.enlist += t1 - t0; probe.query += t2 - t1; probe.send += t3 - t2; probe.commit += t4 - t3; probe.n++; probe.prep += (marks.get('COMMITTING') ?? t4) - t3; probe.p2 += (marks.get('ENDED') ?? t4) - (marks.get('COMMITTING') ?? t4); }
+      });
+      if (PROBE) { console.log(`probe ${db.resourceId} ${clients}: ms/tx enlist ${(probe.enlist / probe.n).toFixed(2)} query ${(probe.query / probe.n).toFixed(2)} send ${(probe.send / probe.n).toFixed(2)} commit ${(probe.commit / probe.n).toFixed(2)} (to the decision ${(probe.prep / probe.n).toFixed(2)}, phase two ${(probe.p2 / probe.n).toFixed(2)})`); Object.assign(probe, { enlist: 0, query: 0, send: 0, commit: 0, n: 0, prep: 0, p2: 0 }); }
+      return value;
+    };
     const figures: BenchFigure[] = [];
     const reference: string[] = [];
     try {
       for (const clients of [1, 8]) {
         const twoPhase = await pgTwoPhaseRate(pool, clients);
         const onePhase = await pgOnePhaseRate(pool, clients);
-        const xa = await rate(clients, async () => {
-          const id = nextId++;
-          const t0 = performance.now();
-          const tx = tm.begin();
-          const marks = new Map<string, number>();
-          if (PROBE) tx.onTransition((t) => marks.set(t.to, performance.now()));
-          const db = await tx.enlistPostgres(resource);
-          const t1 = performance.now();
-          await db.query('INSERT INTO bench_orders(id, body) VALUES ($1, $2)', [id, 'order']);
-          const t2 = performance.now();
-          await tx.send(producer, { topic: 'orders', data });
-          const t3 = performance.now();
-          await tx.commit();
-          const t4 = performance.now();
-          if (PROBE) { probe.enlist += t1 - t0; probe.query += t2 - t1; probe.send += t3 - t2; probe.commit += t4 - t3; probe.n++; probe.prep += (marks.get('COMMITTING') ?? t4) - t3; probe.p2 += (marks.get('ENDED') ?? t4) - (marks.get('COMMITTING') ?? t4); }
-        });
-        if (PROBE) { console.log(`probe ${clients}: ms/tx enlist ${(probe.enlist / probe.n).toFixed(2)} query ${(probe.query / probe.n).toFixed(2)} send ${(probe.send / probe.n).toFixed(2)} commit ${(probe.commit / probe.n).toFixed(2)} (to COMMITTING ${(probe.prep / probe.n).toFixed(2)}, phase two ${(probe.p2 / probe.n).toFixed(2)})`); Object.assign(probe, { enlist: 0, query: 0, send: 0, commit: 0, n: 0 }); }
+        const xa = await xaRate(resource, clients);
+        const decisionRow = await xaRate(decisionResource, clients);
         figures.push({ name: `xa.clients${clients}`, value: xa, unit: 'tx/s', baseline: twoPhase, target: '>= 0.75 x PostgreSQL 2PC' });
+        figures.push({ name: `xa-decision-row.clients${clients}`, value: decisionRow, unit: 'tx/s', baseline: twoPhase, target: '>= 0.75 x PostgreSQL 2PC' });
         reference.push(`  PostgreSQL ${clients} client(s): 2PC ${twoPhase.toFixed(0)} tx/s, 1PC ${onePhase.toFixed(0)} tx/s`);
       }
       const m = tm.metrics();
-      console.log(`  manager: ${JSON.stringify({ commits: m.commits, rollbacks: m.rollbacks, onePhaseCommits: m.onePhaseCommits })}`);
+      console.log(`  manager: ${JSON.stringify({ commits: m.commits, lastResourceCommits: m.lastResourceCommits, rollbacks: m.rollbacks, onePhaseCommits: m.onePhaseCommits })}`);
     } finally {
       await tm.close();
     }

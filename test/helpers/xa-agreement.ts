@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import type pg from 'pg';
-import { belongsToNode, nodeIdOf, parsePgGid } from '../../src/xa/index.js';
+import { belongsToNode, METAQ_TM_FORMAT_ID, nodeIdOf, parsePgGid } from '../../src/xa/index.js';
 import { readAll, TxClient } from './tx-wire.js';
 import { orderKey, orderKeyOfBody } from './xa-worker-protocol.js';
 
@@ -96,4 +96,18 @@ export async function brokerBranchesOf(brokerPort: number, uniqueQualifier: stri
 export async function assertNothingInDoubt(pool: pg.Pool, brokerPort: number, node: { readonly nodeName: string; readonly uniqueQualifier: string }, context: string): Promise<void> {
   assert.deepEqual(await preparedGidsOf(pool, node.nodeName), [], `${context}: PostgreSQL still has prepared transactions of ${node.nodeName}`);
   assert.deepEqual(await brokerBranchesOf(brokerPort, node.uniqueQualifier), [], `${context}: the broker still lists branches of ${node.uniqueQualifier}`);
+}
+
+/** Decision rows (`metaq_xa_decision`, decision-row mode) of transactions of the manager of `nodeName`: gtrid hex → outcome `C` / `A`. */
+export async function decisionRowsOf(pool: pg.Pool, nodeName: string): Promise<Map<string, string>> {
+  const nodeId = nodeIdOf(nodeName);
+  const result = await pool.query<{ gtrid: string; outcome: string }>('SELECT gtrid, outcome FROM metaq_xa_decision ORDER BY gtrid');
+  const rows = new Map<string, string>();
+  for (const row of result.rows) {
+    const [formatId, encoded] = row.gtrid.split('_');
+    if (encoded === undefined || Number(formatId) !== METAQ_TM_FORMAT_ID) continue;
+    const gtrid = Buffer.from(encoded, 'base64');
+    if (belongsToNode({ formatId: METAQ_TM_FORMAT_ID, globalTransactionId: gtrid, branchQualifier: Buffer.alloc(0) }, nodeId)) rows.set(gtrid.toString('hex'), row.outcome);
+  }
+  return rows;
 }

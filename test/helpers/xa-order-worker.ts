@@ -169,7 +169,7 @@ async function recoverUntilClean(tm: TransactionManager): Promise<boolean> {
 
 let exitCode = 0;
 try {
-  const postgres = createPostgresResource({ pool, name: config.resourceName ?? 'orders' });
+  const postgres = createPostgresResource({ pool, name: config.resourceName ?? 'orders', mode: config.postgresMode ?? 'xa' });
   const initError = await initWithin(postgres, config.initDeadlineMs ?? 30_000);
   if (initError !== undefined) {
     // Recovery needs no init (it only finishes prepared transactions): go on, PostgreSQL may come back.
@@ -186,6 +186,7 @@ try {
     resources: [broker, postgres],
     recoveryIntervalMs: config.recoveryIntervalMs ?? 0,
     ...(config.orphanSafetyIntervalMs === undefined ? {} : { orphanSafetyIntervalMs: config.orphanSafetyIntervalMs }),
+    ...(config.decisionRowRetentionMs === undefined ? {} : { decisionRowRetentionMs: config.decisionRowRetentionMs }),
     phaseTwoWaitMs: config.phaseTwoWaitMs ?? 2000,
     phaseTwoRetry: { initialDelayMs: 50, maxDelayMs: 1000 },
     defaultTimeoutMs: config.transactionTimeoutMs ?? 20_000,

@@ -20,6 +20,10 @@ export interface XaWorkerConfig {
   readonly uniqueQualifier?: string;
   /** Name of the PostgreSQL resource (`postgres:<name>`). Default `orders`. */
   readonly resourceName?: string;
+  /** Mode of the PostgreSQL resource: `xa` (PREPARE TRANSACTION) or `decision-row`. Default `xa`. */
+  readonly postgresMode?: 'xa' | 'decision-row';
+  /** The manager's `decisionRowRetentionMs` (decision-row mode housekeeping). Default the manager's (a day). */
+  readonly decisionRowRetentionMs?: number;
   /** The orders table. Default `xa_orders`. */
   readonly table?: string;
   /** Tag of the orders (column `run`, and in the message). Default the node name. */

@@ -171,7 +171,7 @@ function sweeperFor(db: FakeMarkerResource, log: TrackedLog, inFlight: (hex: str
     markers: new MarkerSweeper(log, logger),
     resource: () => undefined,
   };
-  return { ctx, sweeper: new OrphanMarkerSweeper({ ctx, nodeIds: [nodeIdOf(NODE)], resources: () => [db], inFlight }, pageSize) };
+  return { ctx, sweeper: new OrphanMarkerSweeper({ ctx, nodeIds: [nodeIdOf(NODE)], resources: () => [db], inFlight, decisionRowRetentionMs: 0, now: Date.now }, pageSize) };
 }
 
 describe('orphan-marker sweep: the sweeper', () => {

@@ -8,23 +8,33 @@
  * rollback → `ROLLBACK`. Prepared branches are finished through the resource
  * (`COMMIT PREPARED` / `ROLLBACK PREPARED` on any connection).
  *
+ * In `decision-row` mode (transactions.md §5.1) the branch is a {@link LastResourceBranch}: it
+ * is never prepared; the manager prepares the other participants, then calls
+ * {@link PostgresBranch.commitAsDecision}, which inserts the decision row `(gtrid, 'C')` and
+ * commits in one round trip (decision-commit.ts) — that commit is the global decision. Its
+ * `prepare` refuses (rolls back, XA_RBPROTO): two decision-row branches cannot both be last.
+ *
  * State diagram:
  *
  * ```text
- * active ──end(true)──▶ ended ──prepare──▶ prepared            (client released)
- *   │                     │    └─commitOnePhase─▶ committed      (client released)
+ * active ──end(true)──▶ ended ──prepare──▶ prepared            (client released; xa mode)
+ *   │                     │    ├─commitOnePhase─▶ committed      (client released)
+ *   │                     │    └─commitAsDecision▶ committed     (client released; decision-row mode)
  *   │                     └─(no work)──────────▶ read-only      (client released)
- *   └─end(false) / rollback / failed prepare ──▶ rolled-back    (client released)
- * connection lost during PREPARE ─▶ prepare-unknown; during one-phase COMMIT ─▶ commit-unknown
+ *   └─end(false) / rollback / failed prepare or commit ─▶ rolled-back (client released)
+ * connection lost during PREPARE ─▶ prepare-unknown;
+ * during one-phase COMMIT or commitAsDecision ─▶ commit-unknown
  * ```
  */
 import type { PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { XaCode } from '../../client/transaction/xa-codes.js';
 import { xaError } from '../../client/transaction/xa-errors.js';
 import type { XaError } from '../../common/errors.js';
-import type { Branch, PhaseTwoOutcome, PrepareVote, ResourceId } from '../resource.js';
+import type { Branch, LastResourceBranch, PhaseTwoOutcome, PrepareVote, ResourceId } from '../resource.js';
 import type { Xid } from '../xid.js';
 import { isPostgresConnectionError, sqlStateOf } from './connection-errors.js';
+import { decisionCommitEndTag, decisionCommitFailure, decisionCommitStatement } from './decision-commit.js';
+import type { DecisionTableSql } from './decision-table.js';
 import { describePgError, phaseOneFailure, rollbackCodeOfSqlState, SQLSTATE_IN_FAILED_TRANSACTION, SQLSTATE_UNDEFINED_TABLE } from './error-mapping.js';
 import { pgGidLiteral } from './gid.js';
 import type { MarkerTableSql } from './marker-table.js';
@@ -37,13 +47,29 @@ export type PostgresBranchState = 'active' | 'ended' | 'prepared' | 'committed' 
 export interface PostgresBranchContext {
   readonly resourceId: ResourceId;
   readonly markers: MarkerTableSql;
+  /** The decision table in `decision-row` mode (the branches are last resources); undefined in `xa` mode. */
+  readonly decisions: DecisionTableSql | undefined;
   /** `ROLLBACK PREPARED` through the resource: {@link PostgresBranch.rollback} of a prepared branch uses it. */
   readonly rollbackPrepared: (xid: Xid) => Promise<PhaseTwoOutcome>;
+}
+
+/** How {@link PostgresBranch}'s end-of-block statement is run and checked. */
+interface BlockEnd {
+  readonly statement: string;
+  /** The tag PostgreSQL must answer for the block to be committed/prepared. */
+  readonly expectedTag: string;
+  /** The command tag of the statement that ended the block, or undefined for an answer of another shape. */
+  readonly endTagOf: (result: unknown) => string | undefined;
+  /** An XA_RB* error of its own for an SQL error, or undefined for `phaseOneFailure`'s. */
+  readonly failureOf?: (err: unknown) => XaError | undefined;
 }
 
 /**
  * A PostgreSQL branch. Do the transaction's SQL through {@link query} (or {@link client}), then
  * let the transaction manager drive `end` / `prepare` / commit / rollback.
+ *
+ * In `decision-row` mode {@link lastResource} is true and the manager commits the branch last
+ * with {@link commitAsDecision}; in `xa` mode it is undefined (not a last resource).
  *
  * Every method rejects with an `XaError` (the work-phase {@link query} rejects with pg's own
  * error, so application code sees PostgreSQL's message and SQLSTATE unchanged).
@@ -53,6 +79,13 @@ export class PostgresBranch implements Branch {
   readonly xid: Xid;
   /** The PostgreSQL gid (`formatId_base64(gtrid)_base64(bqual)`), validated. */
   readonly gid: string;
+  /**
+   * `true` in `decision-row` mode: the branch is a {@link LastResourceBranch} (see
+   * `isLastResourceBranch`); undefined in `xa` mode.
+   */
+  readonly lastResource: true | undefined;
+  /** The decision key of the gtrid (decision-row mode), validated by the resource. */
+  readonly #decisionKey: string | undefined;
   #pinned: PinnedClient;
   #context: PostgresBranchContext;
   #state: PostgresBranchState = 'active';
@@ -61,13 +94,18 @@ export class PostgresBranch implements Branch {
   /** Why the branch is rolled back, answered to a later prepare / one-phase commit. */
   #rollbackReason: XaError | undefined;
 
-  /** Use `PostgresResource.begin`, which validates the gid and runs `BEGIN` on `pinned`. */
-  constructor(context: PostgresBranchContext, xid: Xid, gid: string, pinned: PinnedClient) {
+  /**
+   * Use `PostgresResource.begin`, which validates the gid (and in decision-row mode the
+   * `decisionKey` of the gtrid) and runs `BEGIN` on `pinned`.
+   */
+  constructor(context: PostgresBranchContext, xid: Xid, gid: string, pinned: PinnedClient, decisionKey?: string) {
     this.resourceId = context.resourceId;
     this.xid = xid;
     this.gid = gid;
     this.#pinned = pinned;
     this.#context = context;
+    this.#decisionKey = context.decisions === undefined ? undefined : decisionKey;
+    this.lastResource = this.#decisionKey === undefined ? undefined : true;
   }
 
   /** True once a statement ran (or {@link client} was handed out): the branch must be prepared or committed. */
@@ -139,7 +177,9 @@ export class PostgresBranch implements Branch {
    * XA_RBCOMMFAIL when the connection was lost before PREPARE was sent, XA_RBROLLBACK otherwise);
    * XAER_RMFAIL when the connection was lost during PREPARE (it may or may not be prepared:
    * finish it with `rollbackPrepared`, which answers `rolled-back` if it is not);
-   * XAER_PROTO in a state that does not allow prepare.
+   * XAER_PROTO in a state that does not allow prepare. In decision-row mode a branch with work
+   * is never prepared: it rolls back and answers XA_RBPROTO (a "no" vote) — only one
+   * decision-row branch can be committed last, the others must use mode `xa`.
    */
   async prepare(): Promise<PrepareVote> {
     return this.#exclusive('prepare', async () => {
@@ -164,6 +204,18 @@ export class PostgresBranch implements Branch {
         this.#state = 'read-only';
         return 'read-only';
       }
+      if (this.lastResource === true) {
+        // Why roll back rather than answer XAER_PROTO and keep the transaction: the manager only
+        // prepares a last-resource branch when another one was chosen to commit last, and this
+        // one cannot vote "yes" (PREPARE would need max_prepared_transactions and the marker
+        // table, which decision-row mode does without). A rollback code is a clean "no" vote.
+        const failure = xaError(
+          XaCode.XA_RBPROTO,
+          `${this.#what('prepare')}: a decision-row PostgreSQL branch is committed last, never prepared; only one decision-row resource may do work in a transaction — use mode 'xa' for the others. The branch was rolled back`,
+        );
+        await this.#rollbackAndRelease(failure);
+        throw failure;
+      }
       await this.#checkStillInTransaction('prepare');
       const client = this.#pinned.client;
       try {
@@ -173,7 +225,7 @@ export class PostgresBranch implements Branch {
       }
       // Built from the validated gid and escaped anyway: PREPARE TRANSACTION cannot take $1.
       // "If PREPARE TRANSACTION fails for any reason, it becomes a ROLLBACK."
-      await this.#endTransactionBlock('prepare', `PREPARE TRANSACTION ${pgGidLiteral(client, this.gid)}`, 'PREPARE', 'prepare-unknown');
+      await this.#endTransactionBlock('prepare', plainBlockEnd(`PREPARE TRANSACTION ${pgGidLiteral(client, this.gid)}`, 'PREPARE'), 'prepare-unknown');
       this.#pinned.release();
       this.#state = 'prepared';
       return 'ok';
@@ -181,30 +233,39 @@ export class PostgresBranch implements Branch {
   }
 
   /**
-   * Runs the statement that ends the transaction block (PREPARE TRANSACTION or COMMIT) and
-   * checks that PostgreSQL did what was asked. A lost connection leaves the outcome unknown
-   * (`unknownState`, XAER_RMFAIL); any other error rolls back (XA_RB*).
+   * Runs the statement that ends the transaction block (PREPARE TRANSACTION, COMMIT, or the
+   * decision row + COMMIT) and checks that PostgreSQL did what was asked. A lost connection
+   * leaves the outcome unknown (`unknownState`, XAER_RMFAIL); any other error rolls back (XA_RB*).
    *
    * Why check the command tag: in an aborted transaction block PostgreSQL raises no error for
    * PREPARE TRANSACTION or COMMIT; it rolls back and answers "ROLLBACK". Taking that for success
    * would commit everything else and lose this branch. The caller releases the client on success.
    */
-  async #endTransactionBlock(what: 'prepare' | 'commitOnePhase', statement: string, expectedTag: string, unknownState: PostgresBranchState): Promise<void> {
-    let result: QueryResult;
+  async #endTransactionBlock(what: 'prepare' | 'commitOnePhase' | 'commitAsDecision', end: BlockEnd, unknownState: PostgresBranchState): Promise<void> {
+    let result: unknown;
     try {
-      result = await this.#pinned.client.query(statement);
+      result = await this.#pinned.client.query(end.statement);
     } catch (err) {
       if (isPostgresConnectionError(this.#pinned.noteError(err))) {
         this.#pinned.release();
         this.#state = unknownState;
         throw phaseOneFailure(err, this.#what(what));
       }
-      const failure = phaseOneFailure(err, this.#what(what));
+      const failure = end.failureOf?.(err) ?? phaseOneFailure(err, this.#what(what));
       await this.#rollbackAndRelease(failure);
       throw failure;
     }
-    if (result.command !== expectedTag) {
-      const failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what(what)}: PostgreSQL answered ${result.command} instead of ${expectedTag}: the transaction had already failed and was rolled back`);
+    const tag = end.endTagOf(result);
+    if (tag === undefined) {
+      // Cannot happen with node-pg as it is; if it does, nobody knows whether COMMIT ran. Do not
+      // roll back (that could contradict a commit): close the session, which keeps a commit and
+      // undoes anything still open, and report an unknown outcome.
+      this.#pinned.release(true);
+      this.#state = unknownState;
+      throw xaError(XaCode.XAER_RMERR, `${this.#what(what)}: PostgreSQL's answer has an unexpected shape, so the outcome is unknown`);
+    }
+    if (tag !== end.expectedTag) {
+      const failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what(what)}: PostgreSQL answered ${tag} instead of ${end.expectedTag}: the transaction had already failed and was rolled back`);
       await this.#rollbackAndRelease(failure);
       throw failure;
     }
@@ -242,7 +303,67 @@ export class PostgresBranch implements Branch {
         return;
       }
       await this.#checkStillInTransaction('commitOnePhase');
-      await this.#endTransactionBlock('commitOnePhase', 'COMMIT', 'COMMIT', 'commit-unknown');
+      await this.#endTransactionBlock('commitOnePhase', plainBlockEnd('COMMIT', 'COMMIT'), 'commit-unknown');
+      this.#pinned.release();
+      this.#state = 'committed';
+    });
+  }
+
+  /**
+   * Decision-row mode's last-resource commit ({@link LastResourceBranch.commitAsDecision}): in
+   * ONE round trip, `INSERT INTO <decision table> (gtrid, outcome) VALUES ('<key>', 'C'); COMMIT`
+   * on the pinned client, then gives the client back. Once it resolves, the global transaction
+   * is decided (commit). Idempotent once committed.
+   *
+   * A branch that did no work but still holds its client records the decision all the same:
+   * resolving must mean "decided", and after a crash only the row can say so.
+   *
+   * @throws XaError XA_RBROLLBACK when recovery had already claimed the gtrid for rollback (its
+   * rollback row holds the key; the branch is rolled back) or an earlier statement failed;
+   * XA_RBINTEGRITY / XA_RBTRANSIENT / XA_RBDEADLOCK when COMMIT failed on a deferred constraint,
+   * a serialization failure or a deadlock; XA_RBCOMMFAIL when the connection was already lost
+   * during the work phase (PostgreSQL rolled back); XAER_RMFAIL when the connection was lost
+   * during the round trip (state `commit-unknown`: the outcome is unknown until the resource's
+   * `claimRollback` settles it); XAER_PROTO in `xa` mode, after `end` of a branch without work
+   * (its client is gone, it cannot record a decision), or in a state that does not allow it.
+   */
+  async commitAsDecision(): Promise<void> {
+    await this.#exclusive('commitAsDecision', async () => {
+      const decisions = this.#context.decisions;
+      const key = this.#decisionKey;
+      if (decisions === undefined || key === undefined) {
+        throw xaError(XaCode.XAER_PROTO, `${this.#what('commitAsDecision')}: the resource is in mode 'xa', so its branches are prepared, never committed as the decision`);
+      }
+      switch (this.#state) {
+        case 'committed':
+          return;
+        case 'rolled-back':
+          throw this.#rolledBackError('commitAsDecision');
+        case 'read-only':
+          throw xaError(
+            XaCode.XAER_PROTO,
+            `${this.#what('commitAsDecision')}: the branch did no work and already gave its connection back at end(), so it cannot record the commit decision; choose a branch with work as the last resource`,
+          );
+        case 'prepared':
+        case 'prepare-unknown':
+        case 'commit-unknown':
+          throw this.#protocolError('commitAsDecision');
+        case 'active':
+        case 'ended':
+          break;
+      }
+      await this.#checkStillInTransaction('commitAsDecision');
+      const what = this.#what('commitAsDecision');
+      await this.#endTransactionBlock(
+        'commitAsDecision',
+        {
+          statement: decisionCommitStatement(this.#pinned.client, decisions, key),
+          expectedTag: 'COMMIT',
+          endTagOf: decisionCommitEndTag,
+          failureOf: (err) => decisionCommitFailure(err, decisions, what),
+        },
+        'commit-unknown',
+      );
       this.#pinned.release();
       this.#state = 'committed';
     });
@@ -390,4 +511,9 @@ export class PostgresBranch implements Branch {
     }
     this.#pinned.release(discard);
   }
+}
+
+/** A one-statement block end (PREPARE TRANSACTION, COMMIT): the statement's own command tag. */
+function plainBlockEnd(statement: string, expectedTag: string): BlockEnd {
+  return { statement, expectedTag, endTagOf: (result) => (result as QueryResult).command };
 }

@@ -46,10 +46,7 @@ export interface MarkerTableSql {
  * @throws InvalidArgumentError for any other name.
  */
 export function markerTableSql(name: string): MarkerTableSql {
-  const parts = name.split('.');
-  if (parts.length > 2 || !parts.every((part) => IDENTIFIER.test(part))) {
-    throw new InvalidArgumentError(`markerTable ${JSON.stringify(name)} is not a plain table name: use "table" or "schema.table", each part of letters, digits and _ (at most 63), not starting with a digit`);
-  }
+  const parts = tableNameParts(name, 'markerTable');
   const qualifiedName = parts.map((part) => `"${part}"`).join('.');
   return {
     qualifiedName,
@@ -62,12 +59,27 @@ export function markerTableSql(name: string): MarkerTableSql {
 }
 
 /**
+ * The parts (`[table]` or `[schema, table]`) of a table name given in the option `option`,
+ * each an SQL identifier of letters, digits and `_` (at most 63, not starting with a digit).
+ *
+ * @throws InvalidArgumentError naming the option for any other name.
+ */
+export function tableNameParts(name: string, option: string): string[] {
+  const parts = name.split('.');
+  if (parts.length > 2 || !parts.every((part) => IDENTIFIER.test(part))) {
+    throw new InvalidArgumentError(`${option} ${JSON.stringify(name)} is not a plain table name: use "table" or "schema.table", each part of letters, digits and _ (at most 63), not starting with a digit`);
+  }
+  return parts;
+}
+
+/**
  * `LIKE` patterns matching the marker gids of branches of `nodeIds`: `<formatId>\_<base64 of
  * the node id's first 6 bytes>%`. The gid is `formatId_base64(gtrid)_…` and the gtrid starts
  * with the 8-byte node id; base64 encodes 3 bytes in 4 characters, so its first 8 characters
  * depend on the first 6 bytes only. Rows of a node sharing those 6 bytes must still be filtered
  * exactly (`ownXidsOf`). The `_` is escaped (a one-character wildcard in `LIKE`); base64 has no
- * other wildcard characters.
+ * other wildcard characters. The decision keys of decision-row mode (`formatId_base64(gtrid)`)
+ * share that prefix, so the same patterns select them (decision-table.ts).
  */
 export function markerGidPatterns(nodeIds: readonly Buffer[]): string[] {
   return [...new Set(nodeIds.map((nodeId) => `${METAQ_TM_FORMAT_ID}\\_${nodeId.subarray(0, 6).toString('base64')}%`))];
