@@ -71,6 +71,97 @@ describe('metaq tx list: joining coordinator, broker and PostgreSQL', () => {
     assert.ok(options !== 'help');
     assert.equal(options.coordinatorLog, '/tmp/x');
     assert.equal(options.postgres, 'postgresql://u@h/db');
+    assert.equal(options.decisionTable, 'metaq_xa_decision');
     assert.throws(() => parseTxArgs(['forget', 'k', '--postgres', 'x'], {}), /only apply to list/);
+  });
+
+  it('parses --decision-table: validated, and only with --postgres', () => {
+    const options = parseTxArgs(['list', '--postgres', 'postgresql://u@h/db', '--decision-table', 'xa.decisions'], {});
+    assert.ok(options !== 'help');
+    assert.equal(options.decisionTable, 'xa.decisions');
+    assert.throws(() => parseTxArgs(['list', '--postgres', 'postgresql://u@h/db', '--decision-table', 'x; DROP TABLE y'], {}), /--decision-table/);
+    assert.throws(() => parseTxArgs(['list', '--decision-table', 'd'], {}), /only applies with list --postgres/);
+  });
+});
+
+describe('metaq tx list: decision rows (decision-row mode)', () => {
+  const prepared = (g: Buffer, messages = 1) => ({ key: brokerKey(g), state: 'PREPARED', messages });
+
+  it('a prepared broker branch without a coordinator entry follows its decision row', () => {
+    const committed = gtrid(11, 50_000);
+    const claimed = gtrid(12, 40_000);
+    const orphan = gtrid(13, 30_000);
+    const rows = joinTransactions({
+      coordinator: [],
+      broker: [prepared(committed), prepared(claimed), prepared(orphan)],
+      postgres: [],
+      decisions: [
+        { gtrid: committed, outcome: 'commit' },
+        { gtrid: gtridHex(claimed).toUpperCase(), outcome: 'rollback' }, // hex, any case
+      ],
+      nowMs: NOW,
+    });
+    const byGtrid = new Map(rows.map((r) => [r.gtrid, r]));
+    assert.equal(rows.length, 3, 'a decision row joins the broker branch of its gtrid');
+    const c = byGtrid.get(gtridHex(committed));
+    assert.equal(c?.decisionRow, 'commit');
+    assert.equal(c?.coordinator, 'none');
+    assert.match(c?.resolution ?? '', /^commit: the decision row says commit \(decision-row mode\); recovery commits the prepared branches/);
+    const a = byGtrid.get(gtridHex(claimed));
+    assert.equal(a?.decisionRow, 'rollback');
+    assert.match(a?.resolution ?? '', /^rollback: recovery claimed it \(rollback row\)/);
+    const o = byGtrid.get(gtridHex(orphan));
+    assert.equal(o?.decisionRow, 'none');
+    assert.match(o?.resolution ?? '', /^rollback \(presumed abort\)/);
+    assert.match(o?.resolution ?? '', /decision-row mode it first claims it with a rollback row/);
+  });
+
+  it('the decision row decides without the coordinator log too', () => {
+    const committed = gtrid(14, 5000);
+    const undecided = gtrid(15, 4000);
+    const rows = joinTransactions({ coordinator: undefined, broker: [prepared(committed), prepared(undecided)], postgres: [], decisions: [{ gtrid: committed, outcome: 'commit' }], nowMs: NOW });
+    const byGtrid = new Map(rows.map((r) => [r.gtrid, r]));
+    assert.match(byGtrid.get(gtridHex(committed))?.resolution ?? '', /^commit: the decision row says commit/);
+    assert.equal(byGtrid.get(gtridHex(undecided))?.decisionRow, 'none');
+    assert.match(byGtrid.get(gtridHex(undecided))?.resolution ?? '', /--coordinator-log/, 'it may still be an xa-mode transaction the log decided');
+  });
+
+  it('a decision row without any prepared branch or coordinator entry is finished', () => {
+    const done = gtrid(16, 20_000);
+    const rows = joinTransactions({ coordinator: [], broker: [], postgres: [], decisions: [{ gtrid: done, outcome: 'commit' }], nowMs: NOW });
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]?.gtrid, gtridHex(done));
+    assert.equal(rows[0]?.ageSeconds, 20);
+    assert.equal(rows[0]?.node, node.toString('hex'));
+    assert.equal(rows[0]?.decisionRow, 'commit');
+    assert.deepEqual(rows[0]?.brokerBranches, []);
+    assert.equal(rows[0]?.resolution, 'finished: housekeeping deletes the row');
+  });
+
+  it('heuristics and a coordinator entry keep precedence over a decision row', () => {
+    const committing = gtrid(17, 9000);
+    const heuristic = gtrid(18, 8000);
+    const coordinator: PendingEntry[] = [{ gtrid: committing, state: 'committing', decidedAtMs: NOW - 8000, participants: [], heuristics: [] }];
+    const rows = joinTransactions({
+      coordinator,
+      broker: [prepared(committing), { key: brokerKey(heuristic), state: 'HEURISTIC_COMMIT', messages: 1 }],
+      postgres: [],
+      decisions: [
+        { gtrid: committing, outcome: 'rollback' },
+        { gtrid: heuristic, outcome: 'rollback' },
+      ],
+      nowMs: NOW,
+    });
+    const byGtrid = new Map(rows.map((r) => [r.gtrid, r]));
+    assert.match(byGtrid.get(gtridHex(committing))?.resolution ?? '', /^commit: the decision is logged/);
+    assert.equal(byGtrid.get(gtridHex(committing))?.decisionRow, 'rollback');
+    assert.match(byGtrid.get(gtridHex(heuristic))?.resolution ?? '', /^operator/);
+  });
+
+  it('decision rows not read: unknown, and resolutions as before', () => {
+    const orphan = gtrid(19, 3000);
+    const rows = joinTransactions({ coordinator: [], broker: [prepared(orphan)], postgres: undefined, nowMs: NOW });
+    assert.equal(rows[0]?.decisionRow, 'unknown');
+    assert.equal(rows[0]?.resolution, 'rollback (presumed abort): no commit decision; recovery rolls it back once older than the orphan safety interval, at its second sighting');
   });
 });

@@ -1,8 +1,9 @@
 /**
- * `metaq tx list` with `--coordinator-log` / `--postgres`: one table joining what the three
- * parties know of each global transaction (transactions.md §5.8): the coordinator log's decision,
- * the broker's prepared branches and PostgreSQL's `pg_prepared_xacts`, with the resolution that
- * recovery will apply. Pure: the caller fetches the three sources.
+ * `metaq tx list` with `--coordinator-log` / `--postgres`: one table joining what the parties
+ * know of each global transaction (transactions.md §5.8): the coordinator log's decision, the
+ * broker's prepared branches, PostgreSQL's `pg_prepared_xacts` and the decision rows of
+ * decision-row mode (xa.md "Decision-row mode"), with the resolution that recovery will apply.
+ * Pure: the caller fetches the sources.
  */
 import type { PendingEntry } from '../../xa/coordinator-log.js';
 import { gtridHex, METAQ_TM_FORMAT_ID, parseGtrid, parsePgGid } from '../../xa/xid.js';
@@ -21,6 +22,13 @@ export interface PgPreparedInfo {
   readonly prepared: Date;
 }
 
+/** A row of the decision table, its key already parsed (rows whose key is not ours are left out). */
+export interface DecisionRowInfo {
+  /** The gtrid: its bytes, or its hex. */
+  readonly gtrid: Buffer | string;
+  readonly outcome: 'commit' | 'rollback';
+}
+
 /** One global transaction as `metaq tx list` shows it. */
 export interface JoinedTransaction {
   /** The gtrid in hex (the broker key itself for a branch whose XID is not ours to parse). */
@@ -33,6 +41,8 @@ export interface JoinedTransaction {
   readonly coordinator: 'committing' | 'presumed-aborting' | 'none' | 'unknown';
   readonly brokerBranches: readonly BrokerBranchInfo[];
   readonly postgresBranches: readonly string[];
+  /** The decision row (decision-row mode): its outcome, `none`, or `unknown` when the table was not read. */
+  readonly decisionRow: 'commit' | 'rollback' | 'none' | 'unknown';
   /** Heuristic outcomes the coordinator recorded. */
   readonly heuristics: readonly string[];
   /** What recovery will do, or what the operator must do. */
@@ -44,6 +54,8 @@ export interface JoinSources {
   readonly coordinator: readonly PendingEntry[] | undefined;
   readonly broker: readonly BrokerBranchInfo[];
   readonly postgres: readonly PgPreparedInfo[] | undefined;
+  /** The decision table's rows; read together with `postgres` (an absent table: `[]`). */
+  readonly decisions?: readonly DecisionRowInfo[] | undefined;
   readonly nowMs: number;
 }
 
@@ -55,6 +67,7 @@ interface Accumulator {
   entry: PendingEntry | undefined;
   broker: BrokerBranchInfo[];
   postgres: string[];
+  decision: 'commit' | 'rollback' | undefined;
 }
 
 /** `XID:<formatId>:<gtridHex>:<bqualHex>:<uq>` → formatId and gtrid hex, or undefined for a local key. */
@@ -72,7 +85,7 @@ export function joinTransactions(sources: JoinSources): JoinedTransaction[] {
     let acc = rows.get(gtrid);
     if (acc === undefined) {
       const parts = ours ? parseGtrid(Buffer.from(gtrid, 'hex')) : undefined;
-      acc = { gtrid, ours, startedAtMs: parts?.startedAtMs, node: parts?.nodeId.toString('hex'), entry: undefined, broker: [], postgres: [] };
+      acc = { gtrid, ours, startedAtMs: parts?.startedAtMs, node: parts?.nodeId.toString('hex'), entry: undefined, broker: [], postgres: [], decision: undefined };
       rows.set(gtrid, acc);
     }
     return acc;
@@ -89,8 +102,13 @@ export function joinTransactions(sources: JoinSources): JoinedTransaction[] {
     if (xid !== undefined && xid.formatId === METAQ_TM_FORMAT_ID) row(gtridHex(xid.globalTransactionId), true).postgres.push(prepared.gid);
     else row(`pg:${prepared.gid}`, false).postgres.push(prepared.gid);
   }
+  for (const decision of sources.decisions ?? []) {
+    const hex = typeof decision.gtrid === 'string' ? decision.gtrid.toLowerCase() : gtridHex(decision.gtrid);
+    row(hex, true).decision = decision.outcome;
+  }
   const joined = [...rows.values()].map((acc): JoinedTransaction => {
     const coordinator = sources.coordinator === undefined ? 'unknown' : (acc.entry?.state ?? 'none');
+    const decisionRow = sources.decisions === undefined ? 'unknown' : (acc.decision ?? 'none');
     const heuristics = (acc.entry?.heuristics ?? []).map((h) => `${h.resourceId} ${h.outcome}`);
     return {
       gtrid: acc.gtrid,
@@ -99,16 +117,39 @@ export function joinTransactions(sources: JoinSources): JoinedTransaction[] {
       coordinator,
       brokerBranches: acc.broker,
       postgresBranches: acc.postgres,
+      decisionRow,
       heuristics,
-      resolution: resolutionOf(acc.ours, coordinator, heuristics.length > 0, acc.broker),
+      resolution: resolutionOf(acc, coordinator, decisionRow, heuristics.length > 0),
     };
   });
   return joined.sort((a, b) => (a.ageSeconds === undefined ? 1 : b.ageSeconds === undefined ? -1 : b.ageSeconds - a.ageSeconds));
 }
 
-function resolutionOf(ours: boolean, coordinator: JoinedTransaction['coordinator'], heuristic: boolean, broker: readonly BrokerBranchInfo[]): string {
-  if (!ours) return 'not this manager\'s XID format: its own manager resolves it (or `metaq tx commit|rollback` by hand)';
-  if (heuristic || broker.some((b) => b.state.startsWith('HEURISTIC'))) return 'operator: a heuristic outcome was recorded; check the data on every party, then forget';
+/**
+ * What recovery will do. Precedence: a foreign XID, then a heuristic, then a coordinator-log
+ * entry (xa mode, or a heuristic record), then the decision row — decision-row mode writes
+ * nothing to the coordinator log, so without an entry the row is the decision.
+ */
+function resolutionOf(
+  acc: Accumulator,
+  coordinator: JoinedTransaction['coordinator'],
+  decisionRow: JoinedTransaction['decisionRow'],
+  heuristic: boolean,
+): string {
+  if (!acc.ours) return 'not this manager\'s XID format: its own manager resolves it (or `metaq tx commit|rollback` by hand)';
+  if (heuristic || acc.broker.some((b) => b.state.startsWith('HEURISTIC'))) return 'operator: a heuristic outcome was recorded; check the data on every party, then forget';
+  if (coordinator === 'none' || coordinator === 'unknown') {
+    const prepared = acc.broker.length > 0 || acc.postgres.length > 0;
+    if (decisionRow === 'commit' || decisionRow === 'rollback') {
+      if (!prepared) return 'finished: housekeeping deletes the row';
+      return decisionRow === 'commit'
+        ? 'commit: the decision row says commit (decision-row mode); recovery commits the prepared branches at its next scan'
+        : 'rollback: recovery claimed it (rollback row); it rolls back every branch';
+    }
+    if (coordinator === 'none' && decisionRow === 'none') {
+      return 'rollback (presumed abort): no commit decision; recovery rolls it back once older than the orphan safety interval, at its second sighting (in decision-row mode it first claims it with a rollback row: the unique key arbitrates against a commit in progress)';
+    }
+  }
   switch (coordinator) {
     case 'committing':
       return 'commit: the decision is logged; recovery re-drives phase two on every branch';

@@ -9,7 +9,8 @@
 import { formatOptionsHelp, parseCommandLine, UsageError, CliError } from './args.js';
 import { write, type CliContext } from './context.js';
 import type { PendingEntry } from '../../xa/coordinator-log.js';
-import { joinTransactions, type JoinedTransaction, type PgPreparedInfo } from './tx-join.js';
+import { DEFAULT_DECISION_TABLE, decisionTableSql, parseDecisionKey, recordedDecisionOf } from '../../xa/postgres/decision-table.js';
+import { joinTransactions, type DecisionRowInfo, type JoinedTransaction, type PgPreparedInfo } from './tx-join.js';
 
 /** The broker's HTTP gateway, unless `--http` or `$METAQ_ADMIN` says otherwise. */
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8080';
@@ -20,6 +21,7 @@ const OPTIONS = {
   reason: { type: 'string' },
   'coordinator-log': { type: 'string' },
   postgres: { type: 'string' },
+  'decision-table': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -38,7 +40,8 @@ Options:
 ${formatOptionsHelp([
   ['--http <url>', `the broker's HTTP gateway (default: $METAQ_ADMIN or ${DEFAULT_ADMIN_URL})`],
   ['--coordinator-log <dir>', 'list: join the XA coordinator log in <dir> (read from a copy; safe while it runs)'],
-  ['--postgres <url>', 'list: join pg_prepared_xacts of this database (postgresql://...)'],
+  ['--postgres <url>', 'list: join pg_prepared_xacts and the decision rows of this database (postgresql://...)'],
+  ['--decision-table <name>', `list: the decision table read with --postgres (default: ${DEFAULT_DECISION_TABLE}; a missing table is read as empty)`],
   ['--reason <text>', 'why (required for commit and rollback; written to the broker log)'],
   ['--json', 'print JSON'],
   ['-h, --help', 'show this help'],
@@ -47,6 +50,8 @@ ${formatOptionsHelp([
 With --coordinator-log and/or --postgres, list joins the coordinator's decisions, the broker's
 branches and PostgreSQL's prepared transactions into one row per global transaction, with the
 resolution recovery will apply (commit, rollback, or an operator's check after a heuristic).
+--postgres also reads the decision table of decision-row mode (column DECISION: commit, rollback
+or none), which is the commit decision of a transaction that has no coordinator-log entry.
 
 Examples:
   metaq tx list
@@ -62,8 +67,10 @@ export interface TxOptions {
   readonly reason: string | undefined;
   /** `list`: the coordinator log directory to join. */
   readonly coordinatorLog?: string | undefined;
-  /** `list`: the PostgreSQL whose `pg_prepared_xacts` to join. */
+  /** `list`: the PostgreSQL whose `pg_prepared_xacts` and decision rows to join. */
   readonly postgres?: string | undefined;
+  /** `list` with `postgres`: the decision table to read (validated; default `metaq_xa_decision`). */
+  readonly decisionTable?: string | undefined;
 }
 
 /** Parses `metaq tx`'s arguments; `'help'` for `--help`. */
@@ -85,6 +92,15 @@ export function parseTxArgs(args: readonly string[], env: NodeJS.ProcessEnv): Tx
   if (action !== 'list' && (values['coordinator-log'] !== undefined || values.postgres !== undefined)) {
     throw new UsageError('tx: --coordinator-log and --postgres only apply to list', TX_USAGE);
   }
+  const decisionTable = values['decision-table'];
+  if (decisionTable !== undefined) {
+    if (values.postgres === undefined) throw new UsageError('tx: --decision-table only applies with list --postgres', TX_USAGE);
+    try {
+      decisionTableSql(decisionTable);
+    } catch (error) {
+      throw new UsageError(`tx: --decision-table: ${error instanceof Error ? error.message : String(error)}`, TX_USAGE);
+    }
+  }
   return {
     action,
     key,
@@ -92,7 +108,7 @@ export function parseTxArgs(args: readonly string[], env: NodeJS.ProcessEnv): Tx
     json: values.json === true,
     reason: values.reason,
     ...(values['coordinator-log'] === undefined ? {} : { coordinatorLog: values['coordinator-log'] }),
-    ...(values.postgres === undefined ? {} : { postgres: values.postgres }),
+    ...(values.postgres === undefined ? {} : { postgres: values.postgres, decisionTable: decisionTable ?? DEFAULT_DECISION_TABLE }),
   };
 }
 
@@ -150,8 +166,8 @@ export async function runTx(options: TxOptions, ctx: CliContext): Promise<number
 
 async function listJoined(options: TxOptions, branches: readonly Branch[], ctx: CliContext): Promise<number> {
   const coordinator = options.coordinatorLog === undefined ? undefined : await readLog(options.coordinatorLog);
-  const postgres = options.postgres === undefined ? undefined : await preparedXacts(options.postgres);
-  const rows = joinTransactions({ coordinator, broker: branches, postgres, nowMs: Date.now() });
+  const fromPostgres = options.postgres === undefined ? undefined : await readPostgres(options.postgres, options.decisionTable ?? DEFAULT_DECISION_TABLE);
+  const rows = joinTransactions({ coordinator, broker: branches, postgres: fromPostgres?.prepared, decisions: fromPostgres?.decisions, nowMs: Date.now() });
   if (options.json) {
     await write(ctx.stdout, `${JSON.stringify(rows)}\n`);
     return 0;
@@ -166,11 +182,13 @@ async function listJoined(options: TxOptions, branches: readonly Branch[], ctx: 
     r.coordinator,
     r.brokerBranches.length === 0 ? '-' : r.brokerBranches.map((b) => b.state).join(','),
     r.postgresBranches.length === 0 ? '-' : `prepared${r.postgresBranches.length > 1 ? ` x${r.postgresBranches.length}` : ''}`,
+    r.decisionRow === 'unknown' ? '-' : r.decisionRow,
     r.resolution,
   ]);
-  const header = ['GTRID', 'AGE', 'COORDINATOR', 'BROKER', 'POSTGRES', 'RESOLUTION'];
-  const widths = header.slice(0, 5).map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
-  const line = (c: readonly string[]): string => `${c.slice(0, 5).map((t, i) => t.padEnd(widths[i] ?? 0)).join('  ')}  ${c[5] ?? ''}`;
+  const header = ['GTRID', 'AGE', 'COORDINATOR', 'BROKER', 'POSTGRES', 'DECISION', 'RESOLUTION'];
+  const last = header.length - 1;
+  const widths = header.slice(0, last).map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
+  const line = (c: readonly string[]): string => `${c.slice(0, last).map((t, i) => t.padEnd(widths[i] ?? 0)).join('  ')}  ${c[last] ?? ''}`;
   await write(ctx.stdout, `${[line(header), ...cells.map(line)].join('\n')}\n`);
   return 0;
 }
@@ -184,16 +202,34 @@ async function readLog(dir: string): Promise<PendingEntry[]> {
   }
 }
 
-async function preparedXacts(connectionString: string): Promise<PgPreparedInfo[]> {
+/**
+ * `pg_prepared_xacts` of the database and the rows of its decision table, in one connection. A
+ * decision table that does not exist (`to_regclass` null: decision-row mode never used) reads as
+ * no rows; rows whose key or outcome is not this manager's are left out.
+ */
+async function readPostgres(connectionString: string, decisionTable: string): Promise<{ prepared: PgPreparedInfo[]; decisions: DecisionRowInfo[] }> {
+  const sql = decisionTableSql(decisionTable); // validated by parseTxArgs already
   // Loaded on demand: the other metaq commands do not need the pg driver.
   const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString });
+  let reading = 'pg_prepared_xacts';
   try {
     await client.connect();
     const result = await client.query<{ gid: string; prepared: Date }>('SELECT gid, prepared FROM pg_prepared_xacts WHERE database = current_database() ORDER BY prepared');
-    return result.rows;
+    reading = `the decision table ${decisionTable}`;
+    const exists = await client.query<{ oid: string | null }>('SELECT to_regclass($1)::text AS oid', [sql.qualifiedName]);
+    const decisions: DecisionRowInfo[] = [];
+    if (exists.rows[0]?.oid !== null && exists.rows[0]?.oid !== undefined) {
+      const rows = await client.query<{ gtrid: string; outcome: string }>(`SELECT gtrid, outcome FROM ${sql.qualifiedName} ORDER BY gtrid`);
+      for (const row of rows.rows) {
+        const gtrid = parseDecisionKey(row.gtrid);
+        const outcome = recordedDecisionOf(row.outcome);
+        if (gtrid !== undefined && outcome !== undefined) decisions.push({ gtrid, outcome });
+      }
+    }
+    return { prepared: result.rows, decisions };
   } catch (error) {
-    throw new CliError(`cannot list pg_prepared_xacts of ${connectionString.replace(/:[^:@/]*@/, ':***@')}: ${error instanceof Error ? error.message : String(error)}`, { code: 'METAQ_ERR_CONNECTION' });
+    throw new CliError(`cannot list ${reading} of ${connectionString.replace(/:[^:@/]*@/, ':***@')}: ${error instanceof Error ? error.message : String(error)}`, { code: 'METAQ_ERR_CONNECTION' });
   } finally {
     await client.end().catch(() => undefined);
   }
