@@ -101,8 +101,10 @@ export async function assertNothingInDoubt(pool: pg.Pool, brokerPort: number, no
 /** Decision rows (`metaq_xa_decision`, decision-row mode) of transactions of the manager of `nodeName`: gtrid hex → outcome `C` / `A`. */
 export async function decisionRowsOf(pool: pg.Pool, nodeName: string): Promise<Map<string, string>> {
   const nodeId = nodeIdOf(nodeName);
-  const result = await pool.query<{ gtrid: string; outcome: string }>('SELECT gtrid, outcome FROM metaq_xa_decision ORDER BY gtrid');
   const rows = new Map<string, string>();
+  const exists = await pool.query<{ oid: string | null }>("SELECT to_regclass('metaq_xa_decision')::text AS oid");
+  if ((exists.rows[0]?.oid ?? null) === null) return rows; // no decision-row resource was ever initialised here
+  const result = await pool.query<{ gtrid: string; outcome: string }>('SELECT gtrid, outcome FROM metaq_xa_decision ORDER BY gtrid');
   for (const row of result.rows) {
     const [formatId, encoded] = row.gtrid.split('_');
     if (encoded === undefined || Number(formatId) !== METAQ_TM_FORMAT_ID) continue;

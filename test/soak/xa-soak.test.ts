@@ -7,6 +7,9 @@
  * restarted on the same log, the broker is SIGKILLed and restarted, and PostgreSQL is crashed
  * (immediate shutdown) and restarted.
  *
+ * Every other manager enlists PostgreSQL in decision-row mode (docs/xa.md): PostgreSQL commits
+ * last, one-phase, with the decision row, so both modes are crashed side by side.
+ *
  * Afterwards every manager is stopped, a recover worker per node runs until nothing is pending or
  * prepared, and the orders are checked one by one: every order has exactly one message and every
  * message its order row; every order a manager reported committed exists; every order it reported
@@ -27,7 +30,7 @@ import type pg from 'pg';
 import { XA_CRASH_POINTS } from '../../src/xa/index.js';
 import type { PostgresServer } from '../helpers/postgres-server.js';
 import type { TxBrokerHome, TxBrokerRun } from '../helpers/tx-wire.js';
-import { assertAgreement, assertNothingInDoubt, markerGidsOf, readOrderState } from '../helpers/xa-agreement.js';
+import { assertAgreement, assertNothingInDoubt, decisionRowsOf, markerGidsOf, readOrderState } from '../helpers/xa-agreement.js';
 import { startXaRig, stopXaRig } from '../helpers/xa-rig.js';
 import { killAllXaWorkers, runXaWorker, spawnXaWorker, type XaWorker } from '../helpers/xa-worker-process.js';
 import { orderKey, type XaWorkerConfig } from '../helpers/xa-worker-protocol.js';
@@ -53,6 +56,7 @@ function prng(seed: number): () => number {
 interface SoakNode {
   readonly nodeName: string;
   readonly uniqueQualifier: string;
+  readonly postgresMode: 'xa' | 'decision-row';
   readonly incarnations: XaWorker[];
   current: XaWorker | undefined;
 }
@@ -83,6 +87,8 @@ describe('XA soak: managers, broker and PostgreSQL killed at random while orders
       logDir: join(root.path, `log-${node.nodeName}`),
       nodeName: node.nodeName,
       uniqueQualifier: node.uniqueQualifier,
+      postgresMode: node.postgresMode,
+      decisionRowRetentionMs: 0,
       table: TABLE,
       ...extra,
     });
@@ -91,7 +97,7 @@ describe('XA soak: managers, broker and PostgreSQL killed at random while orders
     const hits = new Map<string, number>();
     const recoverWorkers: XaWorker[] = [];
     let chaos = true;
-    const nodes: SoakNode[] = Array.from({ length: WORKERS }, (_, k) => ({ nodeName: `soak${k}`, uniqueQualifier: `xa-soak${k}`, incarnations: [], current: undefined }));
+    const nodes: SoakNode[] = Array.from({ length: WORKERS }, (_, k) => ({ nodeName: `soak${k}`, uniqueQualifier: `xa-soak${k}`, postgresMode: k % 2 === 1 ? 'decision-row' : 'xa', incarnations: [], current: undefined }));
 
     /** Starts the next incarnation of `node`; sometimes with a random crash point armed. */
     const spawnIncarnation = (node: SoakNode): void => {
@@ -208,6 +214,9 @@ describe('XA soak: managers, broker and PostgreSQL killed at random while orders
     // Not a correctness matter (a marker only says "committed"): rows of transactions whose END a killed manager wrote but had not swept yet.
     const markersLeft = (await Promise.all(nodes.map((node) => markerGidsOf(pool, node.nodeName)))).reduce((n, gids) => n + gids.length, 0);
     t.diagnostic(`marker rows left in metaq_xa_marker: ${markersLeft}`);
+    // Decision rows: recovery (decisionRowRetentionMs 0) commits or claims every leftover and sweeps its row.
+    const decisionRowsLeft = (await Promise.all(nodes.map((node) => decisionRowsOf(pool, node.nodeName)))).reduce((n, rows) => n + rows.size, 0);
+    t.diagnostic(`decision rows left in metaq_xa_decision: ${decisionRowsLeft}`);
     assert.deepEqual(heuristic, [], 'no order may end in a heuristic outcome');
     assert.deepEqual(contrary, [], 'no manager may alert a heuristic outcome contrary to its decision');
     assert.ok(committed.length > 0, 'orders were committed');
