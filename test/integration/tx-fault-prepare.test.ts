@@ -47,14 +47,20 @@ interface Variant {
    * broker refuses later it refuses because it is fail-stop, not because the disk still fails.
    */
   readonly fault: string;
-  /** What the journal failure says (StoreIoError text, with the injected errno). */
+  /**
+   * What the journal failure says (StoreIoError text, with the injected errno). A forced batch is
+   * written either with write + fdatasync, or with one write on the file's O_DSYNC descriptor when
+   * everything before it is already durable (tx-journal.ts, "Why O_DSYNC"): that one call is the
+   * write and its fdatasync, so either fault can hit it, and it fails as the kernel reports it
+   * (syscall `write`).
+   */
   readonly failure: RegExp;
   /** Whether the PREPARE record is whole in the file after the fault (so the branch comes back prepared). */
   readonly prepareRecordSurvives: boolean;
 }
 
 const VARIANTS: readonly Variant[] = [
-  { point: 'txlog.fdatasync', fault: 'txlog.fdatasync/once', failure: /fdatasync of transaction journal file .* failed.*EIO: i\/o error, fdatasync/, prepareRecordSurvives: true },
+  { point: 'txlog.fdatasync', fault: 'txlog.fdatasync/once', failure: /fdatasync of transaction journal file .* failed.*EIO: i\/o error, fdatasync|writing to transaction journal file .* with O_DSYNC \(write and fdatasync in one call\) failed.*EIO: i\/o error, write/, prepareRecordSurvives: true },
   { point: 'txlog.write', fault: 'txlog.write/once', failure: /writing to transaction journal file .* failed.*ENOSPC: no space left on device, write/, prepareRecordSurvives: false },
 ];
 

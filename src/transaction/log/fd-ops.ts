@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs';
 
-/** Opens `path` with `flags` (`'r'`, `'r+'`, `'wx+'`, …) and returns the raw descriptor. */
-export function openFd(path: string, flags: string): Promise<number> {
+/** Opens `path` with `flags` (`'r'`, `'r+'`, `'wx+'`, … or `fs.constants` bits) and returns the raw descriptor. */
+export function openFd(path: string, flags: string | number): Promise<number> {
   return new Promise((resolve, reject) => fs.open(path, flags, (error, fd) => (error === null ? resolve(fd) : reject(error))));
 }
 

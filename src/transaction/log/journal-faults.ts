@@ -11,6 +11,11 @@
  *   short write: the first half of the bytes reaches the file, then the call fails, as a write
  *   that runs out of space midway does; the restart finds a torn tail). Every `writev` counts,
  *   including the journal's own preallocation writes.
+ *   A durable write (`writevDurable`: one write on an `O_DSYNC` descriptor, which the journal
+ *   uses instead of write + fdatasync when a batch must be on disk) is both a write and a sync,
+ *   so it counts as a call for either point. With `txlog.fdatasync` the bytes reach the file and
+ *   the call then fails with the errno (syscall `write`: that is how the kernel reports an
+ *   O_DSYNC write whose sync failed); with `txlog.write` half of them reach it, as above.
  * - `@<after>`: that many calls of the operation succeed first (default 0), e.g. so that a broker
  *   can start and serve a few transactions before its disk "fills up".
  * - `:<errno>`: `EIO` or `ENOSPC`; default `EIO` for fdatasync, `ENOSPC` for write.
@@ -131,22 +136,36 @@ export function faultyJournalIo(real: JournalIo, fault: JournalFault, options: F
     report(`metaq: injected fault ${fault.point} fired (${fault.errno}) on armed call ${calls}${fault.once ? ', once' : ''}`);
     return true;
   };
+  const durable = real.writevDurable;
   if (fault.point === 'txlog.fdatasync') {
     return {
       ...real,
       fdatasync: (fd) => (hit() ? Promise.reject(systemCallError(fault.errno, 'fdatasync')) : real.fdatasync(fd)),
+      ...(durable === undefined
+        ? {}
+        : {
+            writevDurable: async (fd: number, buffers: readonly Buffer[], position: number) => {
+              if (!hit()) return durable(fd, buffers, position);
+              // The bytes are in the file, making them durable "failed".
+              await durable(fd, buffers, position);
+              throw systemCallError(fault.errno, 'write');
+            },
+          }),
     };
   }
+  /** A write that runs out of space midway: the first half is in the file, the call fails. */
+  const shortWrite = async (write: NonNullable<JournalIo['writevDurable']>, fd: number, buffers: readonly Buffer[], position: number): Promise<never> => {
+    const total = buffers.reduce((sum, b) => sum + b.length, 0);
+    const prefix = Buffer.concat(buffers as Buffer[]).subarray(0, Math.floor(total / 2));
+    if (prefix.length > 0) await write(fd, [prefix], position);
+    throw systemCallError(fault.errno, 'write');
+  };
   return {
     ...real,
-    writev: async (fd, buffers, position) => {
-      if (!hit()) return real.writev(fd, buffers, position);
-      // A write that runs out of space midway: part of it is in the file, the call fails.
-      const total = buffers.reduce((sum, b) => sum + b.length, 0);
-      const prefix = Buffer.concat(buffers as Buffer[]).subarray(0, Math.floor(total / 2));
-      if (prefix.length > 0) await real.writev(fd, [prefix], position);
-      throw systemCallError(fault.errno, 'write');
-    },
+    writev: (fd, buffers, position) => (hit() ? shortWrite(real.writev, fd, buffers, position) : real.writev(fd, buffers, position)),
+    ...(durable === undefined
+      ? {}
+      : { writevDurable: (fd: number, buffers: readonly Buffer[], position: number) => (hit() ? shortWrite(durable, fd, buffers, position) : durable(fd, buffers, position)) }),
   };
 }
 
