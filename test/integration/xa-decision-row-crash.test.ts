@@ -26,6 +26,7 @@ import type { PostgresServer } from '../helpers/postgres-server.js';
 import type { TxBrokerHome, TxBrokerRun } from '../helpers/tx-wire.js';
 import { assertAgreement, assertNothingInDoubt, brokerBranchesOf, decisionRowsOf, readOrderState, type OrderState } from '../helpers/xa-agreement.js';
 import { startXaRig, stopXaRig } from '../helpers/xa-rig.js';
+import { assertOrdersAgree, runOrdersThroughBrokerKill } from '../helpers/xa-broker-kill.js';
 import { runXaWorker, spawnXaWorker, type XaWorker } from '../helpers/xa-worker-process.js';
 import { orderKey, type XaWorkerConfig, type XaWorkerLine } from '../helpers/xa-worker-protocol.js';
 
@@ -140,16 +141,13 @@ describe('XA decision-row mode: coordinator and broker crashes (real processes, 
   it('the broker SIGKILLed during a run of many orders, then restarted: every order in both or in neither', async (t) => {
     const node = 'dr-brokerkill';
     const uniqueQualifier = `xa-${node}`;
-    const worker = spawnXaWorker(
+    const { worker, exit, committedAtKill } = await runOrdersThroughBrokerKill(
       nodeConfig(node, { mode: 'run', run: node, count: 120, concurrency: 4, phaseTwoWaitMs: 1000, recoveryIntervalMs: 1000, orphanSafetyIntervalMs: 2000, pauseAfterFailureMs: 100 }),
+      () => broker.kill(),
+      async () => {
+        broker = await home.start();
+      },
     );
-    await worker.waitForLine((l) => 'committed' in l && worker.committed.size >= 25, '25 committed orders', 60_000);
-    await broker.kill();
-    const committedAtKill = worker.committed.size;
-    await worker.waitForLine((l) => 'rolledBack' in l || 'failed' in l, 'an order failing while the broker is down', 20_000);
-    await sleep(500);
-    broker = await home.start();
-    const exit = await worker.waitForExit(120_000);
     assert.equal(exit.code, 0, worker.describe());
     assert.equal(worker.heuristic.size, 0, `no heuristic outcome\n${worker.describe()}`);
     assert.ok(worker.committed.size > committedAtKill, `orders commit again after the restart (${committedAtKill} at the kill, ${worker.committed.size} in all)`);
@@ -160,9 +158,7 @@ describe('XA decision-row mode: coordinator and broker crashes (real processes, 
       `committed ${worker.committed.size} (${committedAtKill} before the kill), rolled back ${worker.rolledBack.size}, unknown ${worker.failed.size}; ` +
         `rows ${state.rows.size}, messages ${state.messages.size}; recovery afterwards: ${metrics.recoveredCommits} commits, ${metrics.orphanRollbacks} orphan branches rolled back`,
     );
-    assertAgreement(state, { committed: keys(node, worker.committed), absent: keys(node, worker.rolledBack) }, 'after the broker crash');
-    const unknown = [...worker.failed].filter((id) => state.rows.has(orderKey(node, id)));
-    assert.ok(state.rows.size >= worker.committed.size && state.rows.size <= worker.committed.size + unknown.length, 'no order exists that was neither committed nor of unknown outcome');
+    assertOrdersAgree(state, node, worker, 'after the broker crash');
     await assertNothingInDoubt(pool, broker.port, { nodeName: node, uniqueQualifier }, 'after the broker crash');
     assert.deepEqual([...(await decisionRowsOf(pool, node))], [], 'no decision row of this node is left behind');
   });
