@@ -55,7 +55,7 @@ describe('server-side consumer filters (real broker process)', () => {
     });
     await producer.close();
     outcomes.forEach((o, k) => {
-      if (!o.ok) throw new Error(`send ${from + k} failed`, { cause: o.error });
+      if (!o.ok) throw new Error(`send ${from + k} failed: ${o.error instanceof Error ? o.error.message : String(o.error)}`, { cause: o.error });
       sent[from + k] = o.result;
     });
   }

@@ -207,6 +207,15 @@ describe('client connection', () => {
     }
   });
 
+  it('by default, a request made while a broker restarts gets several reconnect attempts before its deadline', async () => {
+    const { backoffDelay } = await import('../../src/client/transport/backoff.js');
+    const { DEFAULT_REQUEST_TIMEOUT_MS } = await import('../../src/client/session/factory-options.js');
+    const { reconnect } = resolveConnectionSettings({});
+    // However long the broker was down, the next attempt is at most this far away.
+    const longestWait = backoffDelay(30, reconnect, () => 0);
+    assert.ok(longestWait * 3 <= DEFAULT_REQUEST_TIMEOUT_MS, `longest reconnect wait ${longestWait} ms vs request timeout ${DEFAULT_REQUEST_TIMEOUT_MS} ms`);
+  });
+
   it('sends a version heartbeat when idle', async () => {
     const connection = connect({ heartbeatIdleMs: 60, heartbeatTimeoutMs: 500 });
     const started = Date.now();

@@ -15,8 +15,13 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5_000;
 export const DEFAULT_HEARTBEAT_MAX_FAILURES = 3;
 /** First reconnect delay. */
 export const DEFAULT_RECONNECT_INITIAL_DELAY_MS = 100;
-/** Largest reconnect delay (gecko's heal interval is 2 s; a little more spreads a thundering herd). */
-export const DEFAULT_RECONNECT_MAX_DELAY_MS = 5_000;
+/**
+ * Largest reconnect delay (Kafka's `reconnect.backoff.max.ms`; gecko's heal interval is 2 s).
+ * Why 1 s: requests made while a broker restarts wait for the reconnect within their own
+ * deadline (3 s by default), so the wait between attempts must leave them several attempts
+ * once the broker is back. With 5 s, sends made just after a restart timed out.
+ */
+export const DEFAULT_RECONNECT_MAX_DELAY_MS = 1_000;
 /** Random share of each reconnect delay. */
 export const DEFAULT_RECONNECT_JITTER = 0.5;
 /** Period of the sweep that fires timeouts and heartbeats: the precision of every timeout. */
