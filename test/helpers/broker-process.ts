@@ -26,10 +26,15 @@ export interface BrokerProcess {
  * Starts `metaq-server <args>`; logs at info level so tests can wait for them. Tests run the
  * TypeScript sources; benchmarks pass `{ built: true }` to run the compiled `dist/` that
  * `npm start` runs (tsx adds per-call helpers that would distort the figures).
+ *
+ * `METAQ_BROKER_NODE_ARGS` (space-separated) adds Node options to the broker processes only,
+ * e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the broker under a benchmark (Node
+ * refuses `--cpu-prof` in NODE_OPTIONS).
  */
 export function spawnBroker(args: string[], env: NodeJS.ProcessEnv = {}, options: { built?: boolean } = {}): BrokerProcess {
   const command = options.built === true ? [BUILT_SERVER] : ['--import', 'tsx', SERVER];
-  const child = spawn(process.execPath, [...command, ...args], {
+  const nodeArgs = (process.env['METAQ_BROKER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...nodeArgs, ...command, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, METAQ_LOG_LEVEL: 'info', ...env },
   });

@@ -312,6 +312,39 @@ describe('broker transactions over the wire (one metaq-server process, raw frame
     assertMessages(await readAll(run.port), { committed: [...committed], aborted: [...aborted] }, 'after the roll-back-only cases');
   });
 
+  it('the answers to BEGIN and the puts of a read that also carries COMMIT go out with the COMMIT answer, in one write; a read without one is answered at once', async () => {
+    const chunks: Buffer[] = [];
+    const record = (chunk: Buffer): void => void chunks.push(chunk);
+    client.raw.socket.on('data', record);
+    try {
+      const local = localKey('one-write', 1);
+      const answers = await client.pipeline([
+        { header: TxClient.txHeader(local, 'BEGIN', { timeout: 30 }) },
+        TxClient.putRequest(local, 'test', 0, payloadBytes('one-write-a')),
+        TxClient.putRequest(local, 'test', 1, payloadBytes('one-write-b')),
+        { header: TxClient.txHeader(local, 'COMMIT_ONE_PHASE') },
+      ]);
+      for (const answer of answers) assert.equal(answer.code, 200, answer.text);
+      committed.add('one-write-a').add('one-write-b');
+      // Held until the COMMIT record was forced, the four answers left in one write (one read
+      // here: a single small loopback write is delivered whole). Answered one by one, the first
+      // three would come a journal write earlier, in a read of their own.
+      assert.equal(chunks.length, 1, `answers arrived in ${chunks.length} reads: ${chunks.map((c) => JSON.stringify(c.toString('latin1').slice(0, 60))).join(', ')}`);
+
+      // Without a transaction-ending command the answers are not held: BEGIN and a put come
+      // back while the transaction is still open.
+      chunks.length = 0;
+      const open = localKey('one-write', 2);
+      const [begun, put] = await client.pipeline([{ header: TxClient.txHeader(open, 'BEGIN', { timeout: 30 }) }, TxClient.putRequest(open, 'test', 0, payloadBytes('one-write-c'))]);
+      assertOk(begun as Answer);
+      assert.equal(put?.code, 200);
+      assertOk(await client.tx(open, 'COMMIT_ONE_PHASE'));
+      committed.add('one-write-c');
+    } finally {
+      client.raw.socket.off('data', record);
+    }
+  });
+
   it('a local transaction belongs to its connection: a put or COMMIT from another one is refused (ROLLBACK is not); closing the owner rolls it back', async () => {
     const key = localKey('owned', 1);
     const owner = await TxClient.connect(run.port);

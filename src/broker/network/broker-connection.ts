@@ -3,6 +3,14 @@
  * and writes each answer as soon as it is ready, tagged with its request's opaque (answers may
  * go out in a different order than the requests came, as in MetaQ).
  *
+ * One exception to "as soon as it is ready": the answers to the requests of one read that
+ * also carried a transaction-ending command (commit, prepare, rollback) go out with that
+ * command's answer. A client sends `BEGIN`, its puts and `COMMIT` together only when it waits
+ * for the commit anyway (the library does, producer-transaction.ts), so the earlier answers
+ * gain nothing by going first, and writing them separately cost a socket write per
+ * transaction, and for a single client it delayed the journal write behind it. The wait is
+ * bounded by that one command (one journal write).
+ *
  * A frame that cannot be decoded gets `result 400 <reason>` and the connection is closed: the
  * byte stream cannot be resynchronised after it. Other connections and stored data are not
  * affected.
@@ -24,6 +32,22 @@ import { MAX_ATTRIBUTE_BLOCK } from '../commands/put-command.js';
 const MAX_IN_FLIGHT = 4096;
 /** ...or this many answer bytes not yet taken by its socket (a client that does not read). */
 const MAX_UNSENT_BYTES = 32 * 1024 * 1024;
+
+/** Answers of the requests of one read, held while a transaction-ending request of it runs. */
+interface ReadBatch {
+  /** Still dispatching the read's frames. */
+  open: boolean;
+  /** Transaction-ending requests of the read not answered yet. */
+  pending: number;
+  readonly held: Buffer[];
+}
+
+/** Commands whose answer the client is known to wait for before anything else of its transaction. */
+function endsTransaction(frame: RequestFrame): boolean {
+  if (frame.type !== 'transaction') return false;
+  const type = frame.transactionType;
+  return type === 'COMMIT_ONE_PHASE' || type === 'COMMIT_TWO_PHASE' || type === 'PREPARE' || type === 'ROLLBACK';
+}
 
 /** The opaque of a request frame (`quit` has none). */
 function opaqueOf(frame: RequestFrame): number {
@@ -79,18 +103,22 @@ export class BrokerConnection {
 
   #onData(chunk: Buffer): void {
     if (this.#closing) return;
+    const batch: ReadBatch = { open: true, pending: 0, held: [] };
     try {
       for (const frame of this.#decoder.push(chunk)) {
-        this.#handle(frame as RequestFrame);
-        if (this.#closing) return;
+        this.#handle(frame as RequestFrame, batch);
+        if (this.#closing) break;
       }
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       this.#rejectAndClose(error);
+    } finally {
+      batch.open = false;
+      if (batch.pending === 0) this.#release(batch);
     }
   }
 
-  #handle(frame: RequestFrame): void {
+  #handle(frame: RequestFrame, batch: ReadBatch): void {
     const outcome = dispatchRequest(this.#ctx, frame, this.#session);
     if (outcome === 'quit') {
       this.close();
@@ -98,26 +126,44 @@ export class BrokerConnection {
     }
     const opaque = opaqueOf(frame);
     if (!(outcome instanceof Promise)) {
-      this.#send(encodeReply(outcome, opaque));
+      this.#deliver(batch, encodeReply(outcome, opaque));
       return;
     }
+    const ends = endsTransaction(frame);
+    if (ends) batch.pending += 1;
     this.#inFlight += 1;
     this.#maybePause();
     outcome.then(
-      (reply) => this.#complete(encodeReply(reply, opaque)),
+      (reply) => this.#complete(batch, ends, encodeReply(reply, opaque)),
       (error: unknown) => {
         // Handlers turn failures into replies; reaching this is a bug, but the client still gets an answer.
         this.#log.error({ err: error }, 'request handler threw');
-        this.#complete(encodeReply({ kind: 'result', code: ResultCode.InternalServerError, body: String(error) }, opaque));
+        this.#complete(batch, ends, encodeReply({ kind: 'result', code: ResultCode.InternalServerError, body: String(error) }, opaque));
       },
     );
   }
 
-  #complete(buffers: Buffer[]): void {
+  #complete(batch: ReadBatch, ends: boolean, buffers: Buffer[]): void {
     this.#inFlight -= 1;
-    this.#send(buffers);
+    if (ends) {
+      for (const b of buffers) batch.held.push(b);
+      batch.pending -= 1;
+      if (batch.pending === 0 && !batch.open) this.#release(batch);
+    } else {
+      this.#deliver(batch, buffers);
+    }
     this.#maybeResume();
     if (this.#inFlight === 0) this.#idle?.();
+  }
+
+  /** Sends an answer now, or holds it with its read's answers (see the file comment). */
+  #deliver(batch: ReadBatch, buffers: Buffer[]): void {
+    if (batch.open || batch.pending > 0) for (const b of buffers) batch.held.push(b);
+    else this.#send(buffers);
+  }
+
+  #release(batch: ReadBatch): void {
+    if (batch.held.length > 0) this.#send(batch.held.splice(0));
   }
 
   /** Queues buffers; everything queued in one turn of the event loop goes out in one writev. */
