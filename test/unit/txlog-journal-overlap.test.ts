@@ -77,14 +77,6 @@ function gatedIo(): { io: JournalIo; held: HeldWrite[]; calls: string[]; inFligh
   };
 }
 
-/**
- * Waits until `n` durable writes were started. (Not a fixed number of turns: the first durable
- * write opens the O_DSYNC descriptor first, a thread-pool hop that takes long on a loaded machine.)
- */
-function heldCount(gate: { held: readonly HeldWrite[] }, n: number): Promise<void> {
-  return waitUntil(() => gate.held.length >= n, 10_000, `${n} durable writes started`);
-}
-
 /** Lets the event loop run a few turns (the writer starts a batch on setImmediate). */
 async function turns(n = 5): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -111,9 +103,8 @@ describe('txlog journal: overlapping durable writes', () => {
     const appends = [];
     for (let i = 1; i <= MAX_DURABLE_WRITES_IN_FLIGHT + 2; i++) {
       appends.push(track(journal.append(1, payload(i), 'sync')));
-      await heldCount(gate, Math.min(i, MAX_DURABLE_WRITES_IN_FLIGHT));
+      await turns();
     }
-    await turns(10);
     assert.equal(gate.inFlight(), MAX_DURABLE_WRITES_IN_FLIGHT, 'as many in flight as allowed, no more');
     assert.deepEqual(
       gate.held.map((w) => w.position),
@@ -141,9 +132,10 @@ describe('txlog journal: overlapping durable writes', () => {
     const journal = await fx.open({ preallocateBytes: CHUNK, io: gate.io });
     await journal.append(1, payload(0), 'sync');
     const first = track(journal.append(1, payload(1), 'sync'));
-    await heldCount(gate, 1);
+    await turns();
     const second = track(journal.append(1, payload(2), 'sync'));
-    await heldCount(gate, 2);
+    await turns();
+    assert.equal(gate.held.length, 2);
     await gate.held[1]?.finish();
     await turns();
     assert.equal(second.settled(), false, 'not acknowledged while an earlier write may still be lost');
@@ -161,9 +153,9 @@ describe('txlog journal: overlapping durable writes', () => {
     const journal = await fx.open({ preallocateBytes: CHUNK, io: gate.io });
     await journal.append(1, payload(0), 'sync');
     const lost = track(journal.append(1, payload(1), 'sync'));
-    await heldCount(gate, 1);
+    await turns();
     const afterLost = track(journal.append(1, payload(2), 'sync'));
-    await heldCount(gate, 2);
+    await turns();
     await gate.held[1]?.finish(); // record 2 reaches the disk...
     gate.held[0]?.fail(); // ...record 1 never does: zeros between record 0 and record 2
     const [a, b] = [await lost.result, await afterLost.result];
@@ -185,7 +177,7 @@ describe('txlog journal: overlapping durable writes', () => {
     await journal.append(1, payload(0), 'sync');
     gate.calls.length = 0;
     const forced = track(journal.append(1, payload(1), 'sync'));
-    await heldCount(gate, 1);
+    await turns();
     const unforced = track(journal.append(1, payload(2), 'none'));
     await turns(10);
     assert.deepEqual(gate.calls, [`durable@${RECORD}`], 'the plain write does not start while the durable write is in flight');
@@ -202,7 +194,7 @@ describe('txlog journal: overlapping durable writes', () => {
     assert.deepEqual(gate.calls.slice(2), [`writev@${3 * RECORD}`, 'fdatasync']);
     // A durable write in flight, then close(): close waits for it.
     const more = track(journal.append(1, payload(4), 'sync'));
-    await heldCount(gate, 2);
+    await waitUntil(() => gate.held.length === 2, 2000, 'the durable write');
     let closed = false;
     const closing = journal.close().then(() => (closed = true));
     await turns(10);
