@@ -18,17 +18,6 @@
  *   that arrive meanwhile at once, and chaining the next fdatasync behind the current one, was
  *   tried (2026-11-22) and made `bench:tx` mode 1 with 8 clients slower (5,100–5,600 → 4,100–4,200
  *   tx/s): each fdatasync then covered fewer commits, so there were more of them.
- * - Why durable writes overlap nonetheless. O_DSYNC writes (below) are another matter: each
- *   makes only its own bytes durable, and the disk serves several at once (measured here, 1 KiB
- *   writes on a virtio disk: 1 at a time ~4,300/s, 2 ~5,800/s, 4 ~9,500/s), whereas a second
- *   fdatasync of the same file waits for the first. So up to {@link MAX_DURABLE_WRITES_IN_FLIGHT}
- *   O_DSYNC batches may be in flight, each at the offset right after the previous one. They can
- *   finish in any order, so an append is acknowledged only when its write AND every write before
- *   it have finished: `size` and `durableSize` advance over the finished prefix only, and a
- *   crash leaves at worst zeros (never acknowledged records) between durable ones, which
- *   recovery cuts off as a torn tail. Anything else (a plain write, an fdatasync, preallocation,
- *   a roll, a barrier) first waits until no durable write is in flight, so the rules above hold
- *   for it unchanged.
  * - Why `'deferred'`. `flushTxLogAtCommit=2` trades the last second of commits on a machine crash
  *   for latency: the append resolves after the write, and a timer armed by the first unsynced
  *   deferred record fsyncs within `deferredSyncIntervalMs`. A timer per dirty period, not a
@@ -131,21 +120,6 @@ interface PendingAppend {
 /** Upper bound of bytes per `writev`, so that a burst does not delay the first acks for long. */
 const MAX_WRITE_BYTES = 4 * 1024 * 1024;
 
-/**
- * How many O_DSYNC batches may be in flight at once (see "Why durable writes overlap"). Below
- * libuv's default pool of 4 threads, so that partition writes and reads always find a thread.
- */
-export const MAX_DURABLE_WRITES_IN_FLIGHT = 3;
-
-/** An O_DSYNC batch being written (see "Why durable writes overlap"). */
-interface DurableWrite {
-  readonly batch: readonly PendingAppend[];
-  readonly start: number;
-  readonly end: number;
-  readonly startedAt: number;
-  done: boolean;
-}
-
 /** Largest `setTimeout` delay Node accepts. */
 const MAX_TIMER_MS = 0x7fff_ffff;
 
@@ -169,11 +143,6 @@ export class TxJournal {
    */
   #dsyncFd: number | null | undefined;
   readonly #queue: PendingAppend[] = [];
-  /** O_DSYNC batches in flight on the active file, in file order. */
-  readonly #writes: DurableWrite[] = [];
-  /** Wakes the writer loop while it waits for a durable write to finish or for new appends. */
-  #wakeWriter: (() => void) | undefined;
-  #wakeScheduled = false;
   #draining: Promise<void> | undefined;
   #deferredTimer: NodeJS.Timeout | undefined;
   #failure: Error | undefined;
@@ -328,18 +297,7 @@ export class TxJournal {
    * current turn lets the whole burst share the first write and fdatasync.
    */
   #kickWriter(): void {
-    if (this.#draining !== undefined) {
-      // The loop may be waiting for a durable write while a slot is free: let it take these
-      // appends, after the current turn for the same reason as below.
-      if (this.#wakeWriter !== undefined && !this.#wakeScheduled) {
-        this.#wakeScheduled = true;
-        setImmediate(() => {
-          this.#wakeScheduled = false;
-          this.#wake();
-        });
-      }
-      return;
-    }
+    if (this.#draining !== undefined) return;
     this.#draining = new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => this.#drain())
       .finally(() => {
@@ -348,36 +306,18 @@ export class TxJournal {
       });
   }
 
-  /**
-   * The single writer: writes queued appends in order, syncs as demanded, acks, rolls. Returns
-   * once nothing is queued or in flight (close() relies on that).
-   */
+  /** The single writer: writes queued appends in order, syncs as demanded, acks, rolls. */
   async #drain(): Promise<void> {
-    for (;;) {
-      if (this.#failure !== undefined || this.#queue.length === 0) {
-        if (this.#writes.length === 0) return;
-        await this.#nextWriterEvent();
-        continue;
-      }
+    while (this.#queue.length > 0 && this.#failure === undefined) {
       let batch: PendingAppend[] = [];
       try {
         const first = this.#queue[0];
-        const end = this.#writeEnd;
         // Roll before a record that does not fit, so files stay within maxFileSize (a record
         // larger than that gets a file of its own) and no record straddles two files.
-        if (first !== undefined && first.bytes > 0 && end > 0 && end + first.bytes > this.#maxFileSize) {
-          await this.#settleWrites();
+        if (first !== undefined && first.bytes > 0 && this.#active.size > 0 && this.#active.size + first.bytes > this.#maxFileSize) {
           await this.#roll();
-          continue;
-        }
-        if (this.#writes.length >= MAX_DURABLE_WRITES_IN_FLIGHT) {
-          await this.#nextWriterEvent();
-          continue;
         }
         batch = this.#takeBatch();
-        if (await this.#startDurableWrite(batch)) continue;
-        await this.#settleWrites();
-        if (this.#failure !== undefined) throw this.#failure;
         await this.#writeBatch(batch);
       } catch (error) {
         const failure = this.#fail(error);
@@ -386,102 +326,9 @@ export class TxJournal {
     }
   }
 
-  /** Where the next write goes: after the durable writes in flight, else the end of the file's records. */
-  get #writeEnd(): number {
-    return this.#writes[this.#writes.length - 1]?.end ?? this.#active.size;
-  }
-
-  /** Resolves when a durable write finishes or appends arrive (see #kickWriter). */
-  #nextWriterEvent(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      this.#wakeWriter = resolve;
-    });
-  }
-
-  #wake(): void {
-    const wake = this.#wakeWriter;
-    this.#wakeWriter = undefined;
-    wake?.();
-  }
-
-  /** Waits until no durable write is in flight. */
-  async #settleWrites(): Promise<void> {
-    while (this.#writes.length > 0) await this.#nextWriterEvent();
-  }
-
-  /**
-   * Starts `batch` as an O_DSYNC write without waiting for it, if it may overlap the ones in
-   * flight (see "Why durable writes overlap"): it has a `'sync'` append, needs no
-   * preallocation, and everything before it is durable or being written with O_DSYNC.
-   * @returns false (nothing done) when the batch must take the serial path.
-   */
-  async #startDurableWrite(batch: readonly PendingAppend[]): Promise<boolean> {
-    const writeDurable = this.#io.writevDurable;
-    if (writeDurable === undefined || !batch.some((w) => w.durability === 'sync')) return false;
-    const file = this.#active;
-    const start = this.#writeEnd;
-    const buffers: Buffer[] = [];
-    let bytes = 0;
-    for (const w of batch) {
-      for (const b of w.buffers) buffers.push(b);
-      bytes += w.bytes;
-    }
-    if (bytes === 0) return false;
-    if (this.#writes.length === 0 && start !== file.durableSize) return false;
-    if (start + bytes > file.allocated && this.#preallocateBytes > 0) return false;
-    const fd = this.#dsyncFd ?? (await this.#openDsync(file));
-    if (fd === null || file !== this.#active) return false;
-    const write: DurableWrite = { batch, start, end: start + bytes, startedAt: performance.now(), done: false };
-    this.#writes.push(write);
-    const finished = (): void => {
-      write.done = true;
-      this.#finishDurableWrites();
-      this.#wake();
-    };
-    ioStep(`writing to transaction journal file ${file.path} with O_DSYNC (write and fdatasync in one call)`, () => writeDurable(fd, buffers, start)).then(
-      () => {
-        this.#lastSyncLatencyMs = performance.now() - write.startedAt;
-        finished();
-      },
-      (error: unknown) => {
-        this.#fail(error);
-        finished();
-      },
-    );
-    return true;
-  }
-
-  /**
-   * Acknowledges the finished durable writes at the head of the line: their bytes, and all
-   * before them, are on disk. After a failure, their appends are rejected instead (fail-stop:
-   * the journal no longer vouches for anything it has not acknowledged).
-   */
-  #finishDurableWrites(): void {
-    const file = this.#active;
-    for (let write = this.#writes[0]; write !== undefined && write.done; write = this.#writes[0]) {
-      this.#writes.shift();
-      const failure = this.#failure;
-      if (failure !== undefined) {
-        for (const w of write.batch) w.reject(failure);
-        continue;
-      }
-      file.size = write.end;
-      file.durableSize = write.end;
-      this.#bytesWritten += write.end - write.start;
-      this.#syncCount += 1;
-      let offset = write.start;
-      for (const w of write.batch) {
-        const position: JournalPosition = { file: file.sequence, offset };
-        offset += w.bytes;
-        if (w.bytes > 0) this.#appendCount += 1;
-        w.resolve(position);
-      }
-    }
-  }
-
   /** Takes queued appends for one write: as many as fit in the current file and MAX_WRITE_BYTES. */
   #takeBatch(): PendingAppend[] {
-    const room = Math.max(0, this.#maxFileSize - this.#writeEnd);
+    const room = Math.max(0, this.#maxFileSize - this.#active.size);
     const batch: PendingAppend[] = [];
     let bytes = 0;
     for (;;) {
