@@ -68,6 +68,11 @@ export type XaWorkerLine =
   | { readonly fatal: string; readonly name: string }
   | { readonly exit: number };
 
+/** The worker's final line in `recover` mode: whether it converged, and its manager's metrics. */
+export function isRecoveredLine(line: XaWorkerLine): line is { readonly recovered: boolean; readonly metrics: TransactionManagerMetrics } {
+  return 'recovered' in line;
+}
+
 /** `CREATE TABLE IF NOT EXISTS` of the orders table `table` (a plain identifier). */
 export function ORDER_TABLE_DDL(table: string): string {
   if (!/^[a-z_][a-z0-9_]*$/.test(table)) throw new Error(`not a plain table name: ${table}`);

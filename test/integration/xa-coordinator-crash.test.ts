@@ -36,7 +36,7 @@ import { assertAgreement, assertNothingInDoubt, brokerBranchesOf, markerGidsOf, 
 import { startXaRig, stopXaRig } from '../helpers/xa-rig.js';
 import { assertOrdersAgree, runOrdersThroughBrokerKill } from '../helpers/xa-broker-kill.js';
 import { runXaWorker, spawnXaWorker, type XaWorker } from '../helpers/xa-worker-process.js';
-import { orderKey, type XaWorkerConfig, type XaWorkerLine } from '../helpers/xa-worker-protocol.js';
+import { isRecoveredLine, orderKey, type XaWorkerConfig, type XaWorkerLine } from '../helpers/xa-worker-protocol.js';
 
 const TABLE = 'xa_orders';
 const ORPHAN_SAFETY_MS = 300;
@@ -64,10 +64,6 @@ const EXPECTATIONS: Readonly<Record<XaCrashPoint, CrashExpectation>> = {
   'xa.before-end': { row: 6, decided: true, rowVisible: true, messageVisible: true, pgPrepared: 0, brokerPrepared: 0 },
 };
 
-function isRecovered(line: XaWorkerLine): line is { recovered: boolean; metrics: TransactionManagerMetrics } {
-  return 'recovered' in line;
-}
-
 describe('XA transaction manager: coordinator, broker and PostgreSQL crashes (real processes)', () => {
   let root: { path: string; remove: () => Promise<void> };
   let pgServer: PostgresServer;
@@ -91,7 +87,7 @@ describe('XA transaction manager: coordinator, broker and PostgreSQL crashes (re
   async function recoverNode(nodeName: string, extra: Partial<XaWorkerConfig> = {}): Promise<{ worker: XaWorker; metrics: TransactionManagerMetrics }> {
     const worker = await runXaWorker(nodeConfig(nodeName, { mode: 'recover', orphanSafetyIntervalMs: ORPHAN_SAFETY_MS, recoverDeadlineMs: 30_000, ...extra }), { timeoutMs: 60_000 });
     assert.equal(worker.exit?.code, 0, `the recover worker of ${nodeName} must converge and exit 0\n${worker.describe()}`);
-    const last = worker.lines.find(isRecovered);
+    const last = worker.lines.find(isRecoveredLine);
     assert.ok(last !== undefined && last.recovered, `no "recovered" line\n${worker.describe()}`);
     return { worker, metrics: last.metrics };
   }
@@ -217,7 +213,7 @@ describe('XA transaction manager: coordinator, broker and PostgreSQL crashes (re
     // Recovery cannot converge: the transaction stays pending (HEURISTIC) until an operator's forget.
     const worker = await runXaWorker(nodeConfig(node, { mode: 'recover', orphanSafetyIntervalMs: ORPHAN_SAFETY_MS, recoverDeadlineMs: 3000 }), { timeoutMs: 60_000 });
     assert.equal(worker.exit?.code, 3, `recovery must not report a heuristic transaction as recovered\n${worker.describe()}`);
-    const last = worker.lines.find(isRecovered);
+    const last = worker.lines.find(isRecoveredLine);
     assert.ok(last !== undefined && !last.recovered, worker.describe());
     assert.equal(last.metrics.heuristics, 1, 'the heuristic rollback was recorded (HEURISTIC record) and counted');
     assert.equal(last.metrics.heuristicPending, 1, 'and is held for an operator');
@@ -259,7 +255,7 @@ describe('XA transaction manager: coordinator, broker and PostgreSQL crashes (re
     await pgServer.start();
     const exit = await recovering.waitForExit(60_000);
     assert.equal(exit.code, 0, recovering.describe());
-    const last = recovering.lines.find(isRecovered);
+    const last = recovering.lines.find(isRecoveredLine);
     assert.ok(last?.recovered === true, recovering.describe());
     assert.equal(last.metrics.recoveredCommits, 1, 'the decided transaction was committed by recovery');
     assert.ok((last.metrics.phaseTwoRetries['postgres:orders'] ?? 0) > 0, `COMMIT PREPARED was retried during the outage: ${JSON.stringify(last.metrics.phaseTwoRetries)}`);

@@ -28,7 +28,7 @@ import { assertAgreement, assertNothingInDoubt, brokerBranchesOf, decisionRowsOf
 import { startXaRig, stopXaRig } from '../helpers/xa-rig.js';
 import { assertOrdersAgree, runOrdersThroughBrokerKill } from '../helpers/xa-broker-kill.js';
 import { runXaWorker, spawnXaWorker, type XaWorker } from '../helpers/xa-worker-process.js';
-import { orderKey, type XaWorkerConfig, type XaWorkerLine } from '../helpers/xa-worker-protocol.js';
+import { isRecoveredLine, orderKey, type XaWorkerConfig } from '../helpers/xa-worker-protocol.js';
 
 const TABLE = 'xa_orders';
 const ORPHAN_SAFETY_MS = 300;
@@ -58,10 +58,6 @@ const EXPECTATIONS: Readonly<Partial<Record<XaCrashPoint, CrashExpectation>>> = 
   'xa.before-end': { row: 6, decided: true, rowVisible: true, messageVisible: true, brokerPrepared: 0, decisionRow: 'C', recoveredCommits: 0, orphanRollbacks: 0 },
 };
 
-function isRecovered(line: XaWorkerLine): line is { recovered: boolean; metrics: TransactionManagerMetrics } {
-  return 'recovered' in line;
-}
-
 describe('XA decision-row mode: coordinator and broker crashes (real processes, PostgreSQL without prepared transactions)', () => {
   let root: { path: string; remove: () => Promise<void> };
   let pgServer: PostgresServer;
@@ -83,7 +79,7 @@ describe('XA decision-row mode: coordinator and broker crashes (real processes, 
   async function recoverNode(nodeName: string): Promise<{ worker: XaWorker; metrics: TransactionManagerMetrics }> {
     const worker = await runXaWorker(nodeConfig(nodeName, { mode: 'recover', orphanSafetyIntervalMs: ORPHAN_SAFETY_MS, decisionRowRetentionMs: 0, recoverDeadlineMs: 30_000 }), { timeoutMs: 60_000 });
     assert.equal(worker.exit?.code, 0, `the recover worker of ${nodeName} must converge and exit 0\n${worker.describe()}`);
-    const last = worker.lines.find(isRecovered);
+    const last = worker.lines.find(isRecoveredLine);
     assert.ok(last !== undefined && last.recovered, `no "recovered" line\n${worker.describe()}`);
     return { worker, metrics: last.metrics };
   }
