@@ -48,7 +48,7 @@ export type { BroadcastConsumerConfig } from './consumer/consumer-config.js';
 export { FORBIDDEN_GROUP_CHARACTERS, groupNameError } from './consumer/group-name.js';
 export { MAX_FETCH_SIZE } from './consumer/fetch-size.js';
 export { recoverStoreDir } from './consumer/recover-store.js';
-export type { OffsetStorage, PartitionOffset, StoredPartition } from './offsets/offset-storage.js';
+export type { OffsetCommitFence, OffsetStorage, PartitionOffset, StoredPartition } from './offsets/offset-storage.js';
 export { createLocalOffsetStorage, defaultLocalOffsetsFile } from './offsets/local-offset-storage.js';
 export type { LocalOffsetStorage } from './offsets/local-offset-storage.js';
 export { createPostgresOffsetStorage } from './offsets/postgres-offset-storage.js';

@@ -102,6 +102,19 @@ export interface ZkClient {
    * With `version`, only if the node's version still matches (false otherwise).
    */
   set(path: string, data: string, version?: number): Promise<boolean>;
+  /**
+   * Like an unconditional {@link set}, but only within the session `sessionId` (hex, as
+   * {@link sessionId} gives it): when that session has ended (expired, closed or replaced)
+   * before the write is applied, rejects with `SESSION_EXPIRED` and writes nothing. Never
+   * retried into another session.
+   *
+   * Why: ZooKeeper applies a session's writes before it ends the session (and with it the
+   * session's ephemeral nodes), so a write made this way happens while the writer still holds
+   * whatever it holds through ephemeral nodes, such as a consumer's partition owner nodes. That
+   * fences offset commits: a member whose session expired (e.g. a paused process) cannot write
+   * its stale positions over the commits of the members that took its partitions over.
+   */
+  setInSession(path: string, data: string, sessionId: string): Promise<void>;
   /** The names of the node's children (unsorted), or `undefined` when the node does not exist. */
   children(path: string): Promise<string[] | undefined>;
   /** Whether the node exists. */

@@ -45,3 +45,17 @@ export function answerTimeoutError(connectString: string, timeoutMs: number, wha
 export function notOwnedError(path: string): ZookeeperError {
   return new ZookeeperError('NOT_OWNED', `${path} is not an ephemeral node owned by this client; call ownEphemeral() first`, { path });
 }
+
+/**
+ * `setInSession` found that the session it was bound to has ended (expired or replaced by a
+ * new one); nothing was written. Not retriable as such: whoever bound the write to the session
+ * must re-check what it held in it.
+ */
+export function sessionEndedError(sessionId: string, current: string | undefined, what: string, path: string): ZookeeperError {
+  return new ZookeeperError(
+    'SESSION_EXPIRED',
+    `${what} ${path}: ZooKeeper session 0x${sessionId} has ended${current === undefined ? '' : ` (the client is now in session 0x${current})`}; ` +
+      `nothing was written: what was held through that session (its ephemeral nodes) must be checked again first`,
+    { path },
+  );
+}

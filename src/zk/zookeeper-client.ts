@@ -18,7 +18,7 @@ import type { LibraryClient } from './library.js';
 import { armWatch, createNode, MAX_RACE_ATTEMPTS, removeTree } from './node-ops.js';
 import { WatchRegistry, type WatchKind } from './watch-registry.js';
 import type { Unsubscribe, ZkClient, ZkClientEvents, ZkClientOptions, ZkConnectionState, ZkCreateOptions, ZkCreateResult, ZkNode } from './zk-client.js';
-import { answerTimeoutError, closedError, connectTimeoutError, ephemeralTakenError, notOwnedError } from './zk-errors.js';
+import { answerTimeoutError, closedError, connectTimeoutError, ephemeralTakenError, notOwnedError, sessionEndedError } from './zk-errors.js';
 import { ZkEventHub } from './zk-events.js';
 import { checkPath } from './zk-path.js';
 
@@ -41,6 +41,25 @@ interface Waiter {
   readonly afterEpoch: number;
   readonly resolve: (connection: Connection) => void;
   readonly reject: (err: ZookeeperError) => void;
+}
+
+/**
+ * Sets a node's data (only at `version` when given: false on a mismatch or a missing node),
+ * creating it with its parents when missing and unconditional.
+ */
+async function setOrCreate(c: Connection, path: string, data: string, version: number | undefined): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await zk.setData(c.lib, path, data, version ?? -1);
+      return true;
+    } catch (err) {
+      const code = zk.libraryCode(err);
+      if (code === 'BAD_VERSION') return false;
+      if (code !== 'NO_NODE' || attempt >= MAX_RACE_ATTEMPTS) throw err;
+      if (version !== undefined) return false;
+    }
+    if ((await createNode(c.lib, path, data, false, true)) === 'created') return true;
+  }
 }
 
 /**
@@ -162,19 +181,16 @@ class ZookeeperClient implements ZkClient {
     checkPath(path);
     // A conditional set is not retried after a connection loss: it may have been applied, and
     // the retry would then report a version mismatch for our own write.
-    return this.#run('set', path, version === undefined, async (c) => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await zk.setData(c.lib, path, data, version ?? -1);
-          return true;
-        } catch (err) {
-          const code = zk.libraryCode(err);
-          if (code === 'BAD_VERSION') return false;
-          if (code !== 'NO_NODE' || attempt >= MAX_RACE_ATTEMPTS) throw err;
-          if (version !== undefined) return false;
-        }
-        if ((await createNode(c.lib, path, data, false, true)) === 'created') return true;
-      }
+    return this.#run('set', path, version === undefined, (c) => setOrCreate(c, path, data, version));
+  }
+
+  async setInSession(path: string, data: string, sessionId: string): Promise<void> {
+    checkPath(path);
+    await this.#run('set', path, true, async (c) => {
+      // Checked on every attempt: the retry after a connection loss may be in a new session.
+      // (A request of the ended session itself is refused by the server.)
+      if (c.sessionId !== sessionId) throw sessionEndedError(sessionId, c.sessionId, 'set', path);
+      await setOrCreate(c, path, data, undefined);
     });
   }
 

@@ -26,7 +26,7 @@
 import { setImmediate as immediate } from 'node:timers/promises';
 import { ZookeeperError } from '../../src/common/errors.js';
 import type { Unsubscribe, ZkClient, ZkClientEvents, ZkConnectionState, ZkCreateOptions, ZkCreateResult, ZkNode } from '../../src/zk/zk-client.js';
-import { closedError, connectTimeoutError, ephemeralTakenError, notOwnedError } from '../../src/zk/zk-errors.js';
+import { closedError, connectTimeoutError, ephemeralTakenError, notOwnedError, sessionEndedError } from '../../src/zk/zk-errors.js';
 import { ZkEventHub } from '../../src/zk/zk-events.js';
 import { ancestorPaths, baseName, checkPath, childPath, parentPath } from '../../src/zk/zk-path.js';
 
@@ -234,6 +234,14 @@ class FakeZkClient implements ZkClient {
       return true;
     }
     return this.#tree.setData(path, data, version);
+  }
+
+  async setInSession(path: string, data: string, sessionId: string): Promise<void> {
+    checkPath(path);
+    const session = await this.#session('set', path);
+    if (session !== sessionId) throw sessionEndedError(sessionId, session, 'set', path);
+    if (this.#tree.get(path) === undefined) this.#tree.create(session, path, data, false, true);
+    else this.#tree.setData(path, data, undefined);
   }
 
   async children(path: string): Promise<string[] | undefined> {

@@ -142,6 +142,26 @@ export function zkConformance(harness: ZkConformanceHarness): void {
     assert.equal(await zk.exists(`${base}/s/missing`), false);
   });
 
+  it('setInSession writes only within the named session, never once it ended', async () => {
+    const writer = await connected();
+    const reader = await connected();
+    const path = `${base}/offsets/1-0`;
+    const first = writer.sessionId ?? '';
+    await writer.setInSession(path, 'a', first); // missing: created with its parents
+    assert.equal((await reader.get(path))?.data, 'a');
+    await writer.setInSession(path, 'b', first);
+    assert.deepEqual(await reader.get(path), { data: 'b', ephemeralOwner: undefined, version: 1 });
+    const session = nextEvent(writer, 'session');
+    await harness.expireSession(writer);
+    // Issued before the client may know that its session ended: refused all the same.
+    await assert.rejects(writer.setInSession(path, 'stale', first), zkCode('SESSION_EXPIRED'));
+    const report = await session;
+    await assert.rejects(writer.setInSession(path, 'stale', first), zkCode('SESSION_EXPIRED'));
+    assert.equal((await reader.get(path))?.data, 'b', 'nothing written for the ended session');
+    await writer.setInSession(path, 'c', report.sessionId);
+    assert.equal((await reader.get(path))?.data, 'c');
+  });
+
   it('removes nodes: false when missing, NOT_EMPTY with children; removeRecursive takes the subtree', async () => {
     const zk = await connected();
     await zk.create(`${base}/r/a/b/c`, 'deep');

@@ -15,6 +15,9 @@
  * d. Broadcast: three broadcast consumers each get every message.
  * e. ZooKeeper, PostgreSQL and local-file offset storages: a consumer closed midway and a new
  *    process on the same storage and group resume exactly after the committed offsets.
+ * f. Offsets in ZooKeeper with a member frozen past its session: once the others took over,
+ *    consumed everything and committed, the resumed member writes no offset node at all (its
+ *    positions of the partitions it lost are older than the new owners' commits).
  *
  * Bounds (consumers' ZooKeeper session timeout S = 4 s, group retry back-off 100 ms → 5 s):
  * - a member joining: the group converges within 10 s of its member node appearing (the
@@ -38,7 +41,7 @@ import type { ChildOffsetStorage, ReportedMessage } from '../helpers/cluster-pro
 import { createRowsTable, endOf, seqOf } from '../helpers/exactly-once-workload.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const TOPICS = { a: 'cg-a', b: 'cg-b', c: 'cg-c', d: 'cg-d', e: 'cg-e' } as const;
+const TOPICS = { a: 'cg-a', b: 'cg-b', c: 'cg-c', d: 'cg-d', e: 'cg-e', f: 'cg-f' } as const;
 const OFFSETS_TABLE = 'cluster_offsets';
 /** Messages per second of the continuous producers. */
 const RATE = 200;
@@ -384,6 +387,79 @@ describe('cluster mode end to end: ZooKeeper, broker processes, consumer process
     }
   });
 
+  it("f. ZooKeeper offsets: a member frozen past its session never writes its stale positions over the new owners' commits", async (t) => {
+    const group = 'grp-f';
+    const topic = TOPICS.f;
+    const partitions = cluster.brokers.size * cluster.partitionsPerBroker;
+    const producer = await cluster.createProducer(topic);
+    producer.start(RATE);
+    const spawn = (name: string): Promise<ConsumerChild> => cluster.spawnConsumer({ name, group, topic, mode: 'report', storage: { kind: 'zookeeper' } });
+    const [p, q, r] = await Promise.all([spawn('f1'), spawn('f2'), spawn('f3')]);
+    const everyone = [p, q, r];
+    const consumedIds = (): Set<string> => new Set(everyone.flatMap((c) => c.consumed.map((m) => m.id)));
+    let producing = true;
+    try {
+      await convergence(group, topic, [p, q, r], partitions, Date.now(), 30_000, 'three consumers converged');
+      // r has positions of its own that move faster than its commits (every 500 ms).
+      await waitFor(() => r.consumed.length >= 100, { abortIf: crashed, timeoutMs: 30_000, intervalMs: 20, what: 'f3 consumed 100 messages' });
+      const stoppedAt = Date.now();
+      r.pause();
+      try {
+        await convergence(group, topic, [p, q], partitions, stoppedAt, session + 30_000, 'the two others took over the frozen consumer');
+        await producer.stop();
+        producing = false;
+        assert.equal(producer.failed.size, 0, 'no send failed');
+        // The new owners consume everything and commit the ends.
+        const ends = new Map<string, number>();
+        for (const [seq, result] of producer.acked) {
+          const key = `${brokerIdOf(result)}-${result.partition}`;
+          ends.set(key, Math.max(ends.get(key) ?? 0, endOf(result.offset, seq)));
+        }
+        const ids = [...producer.acked.values()].map((a) => a.id.toString());
+        await waitFor(() => ids.every((id) => consumedIds().has(id)) || undefined, { abortIf: crashed, timeoutMs: 30_000, intervalMs: 50, what: 'every message consumed' });
+        const settled = await waitFor(
+          async () => {
+            const stored = await zkOffsetNodes(group, topic);
+            return [...ends].every(([key, end]) => stored.get(key)?.offset === end) ? stored : undefined;
+          },
+          { abortIf: crashed, timeoutMs: 30_000, intervalMs: 100, what: 'the new owners committed the end of every partition' },
+        );
+        r.resume();
+        const resumedAt = Date.now();
+        await convergence(group, topic, [p, q, r], partitions, resumedAt, CHANGE_BOUND_MS + 20_000, 'the resumed consumer back in the group');
+        // Its commit timer (500 ms) and its hand-off commits had their chances since the resume.
+        await waitFor(() => Date.now() - resumedAt >= 2000 || undefined, { timeoutMs: 5000, intervalMs: 100, what: '2 s after the resume' });
+        const after = await zkOffsetNodes(group, topic);
+        const moved = [...settled].filter(([key, node]) => after.get(key)?.version !== node.version || after.get(key)?.offset !== node.offset);
+        t.diagnostic(`took over after ${Date.now() - stoppedAt} ms; ${producer.acked.size} messages; nodes rewritten after the resume: ${moved.length}`);
+        assert.deepEqual(
+          moved.map(([key, node]) => `${key}: ${node.offset} (v${node.version}) → ${after.get(key)?.offset} (v${after.get(key)?.version})`),
+          [],
+          `no offset node written after the resume (nothing new was consumed)\n${r.diagnostics(60)}`,
+        );
+      } finally {
+        r.resume();
+      }
+      await closeAll(t, everyone);
+    } finally {
+      if (producing) await producer.stop();
+    }
+  });
+
+  /** The ZooKeeper offset nodes of `group` for `topic`: `<brokerId>-<partition>` → offset, message id, version. */
+  async function zkOffsetNodes(group: string, topic: string): Promise<Map<string, { offset: number; messageId: string; version: number }>> {
+    const dir = cluster.paths.groupOffsets(group, topic);
+    const stored = new Map<string, { offset: number; messageId: string; version: number }>();
+    for (const name of (await cluster.checker.children(dir)) ?? []) {
+      const node = await cluster.checker.get(`${dir}/${name}`);
+      const match = /^(-?\d+)-(\d+)$/.exec(node?.data ?? '');
+      assert.ok(match !== null && node !== undefined, `offset node ${dir}/${name} holds ${JSON.stringify(node?.data)}, not <msgId>-<offset>`);
+      assert.equal(node.ephemeralOwner, undefined, 'offset nodes are persistent');
+      stored.set(name, { offset: Number(match[2]), messageId: match[1] ?? '', version: node.version });
+    }
+    return stored;
+  }
+
   describe('e. offset storages survive a consumer restart', () => {
     const N = 400;
     /** Message id → where and what it is. */
@@ -435,16 +511,8 @@ describe('cluster mode end to end: ZooKeeper, broker processes, consumer process
 
     it('ZooKeeper (the default in cluster mode): node data is "<msgId>-<offset>"', async (t) => {
       await restartCase(t, 'zk', { kind: 'zookeeper' }, async (group) => {
-        const dir = cluster.paths.groupOffsets(group, TOPICS.e);
-        const stored = new Map<string, { messageId: string; offset: number }>();
-        for (const name of (await cluster.checker.children(dir)) ?? []) {
-          const node = await cluster.checker.get(`${dir}/${name}`);
-          const match = /^(-?\d+)-(\d+)$/.exec(node?.data ?? '');
-          assert.ok(match !== null, `offset node ${dir}/${name} holds ${JSON.stringify(node?.data)}, not <msgId>-<offset>`);
-          assert.equal(node?.ephemeralOwner, undefined, 'offset nodes are persistent');
-          stored.set(name, { messageId: match[1] ?? '', offset: Number(match[2]) });
-        }
-        return stored;
+        const stored = await zkOffsetNodes(group, TOPICS.e);
+        return new Map([...stored].map(([name, { messageId, offset }]) => [name, { messageId, offset }]));
       });
     });
 

@@ -15,6 +15,8 @@ import type { LoadBalanceStrategy, PartitionRef } from '../../src/client/session
 import type { TopicPartitionSource } from '../../src/client/zk/topic-partition-source.js';
 import type { Unsubscribe, ZkClient, ZkClientEvents, ZkCreateOptions, ZkCreateResult, ZkNode } from '../../src/zk/zk-client.js';
 import { MetaPaths, partitionName } from '../../src/zk/meta-paths.js';
+import { ZookeeperError } from '../../src/common/errors.js';
+import { createZookeeperOffsetStorage } from '../../src/client/offsets/zookeeper-offset-storage.js';
 import { FakeZookeeper } from '../helpers/fake-zk.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -116,6 +118,9 @@ class RecordingZk implements ZkClient {
   set(path: string, data: string, version?: number): Promise<boolean> {
     return this.#inner.set(path, data, version);
   }
+  setInSession(path: string, data: string, sessionId: string): Promise<void> {
+    return this.#inner.setInSession(path, data, sessionId);
+  }
   children(path: string): Promise<string[] | undefined> {
     return this.#inner.children(path);
   }
@@ -181,6 +186,8 @@ interface Member {
   readonly fetching: Map<string, Set<string>>;
   /** topic → refs of the last assignment. */
   readonly refs: Map<string, readonly PartitionRef[]>;
+  /** Every onAssignment call: partition names, and whether it said to discard positions. */
+  readonly calls: { readonly topic: string; readonly names: readonly string[]; readonly discard: boolean }[];
   joinMs: number;
 }
 
@@ -198,6 +205,7 @@ class Harness {
     const zk = new RecordingZk(this.ensemble.client(), name, this.log);
     const fetching = new Map<string, Set<string>>();
     const refs = new Map<string, readonly PartitionRef[]>();
+    const calls: Member['calls'] = [];
     let failures = options.failFirst ?? 0;
     const record = (kind: EventKind, topic: string, partitions: readonly string[]): void => {
       this.log.push({ member: name, kind, topic, partitions, at: Date.now() });
@@ -213,12 +221,13 @@ class Harness {
         consumerId: name,
         topics: options.topics ?? [TOPIC],
         strategy: options.strategy ?? 'range',
-        onAssignment: async (topic, partitions) => {
+        onAssignment: async (topic, partitions, assignmentOptions) => {
           if (failures > 0) {
             failures--;
             throw new Error(`${name}: offsets storage unavailable (simulated)`);
           }
           const names = partitions.map((r) => partitionName(r.brokerId, r.partition));
+          calls.push({ topic, names, discard: assignmentOptions?.discardPositions === true });
           record('assign-call', topic, names);
           const current = fetching.get(topic) ?? new Set<string>();
           const removes = [...current].some((n) => !names.includes(n));
@@ -232,7 +241,7 @@ class Harness {
         },
       },
     });
-    const member: Member = { name, id: `${GROUP}_${name}`, zk, membership, fetching, refs, joinMs: Date.now() - started };
+    const member: Member = { name, id: `${GROUP}_${name}`, zk, membership, fetching, refs, calls, joinMs: Date.now() - started };
     this.members.push(member);
     return member;
   }
@@ -522,6 +531,54 @@ describe('consumer group member (fake ZooKeeper)', () => {
     assert.equal(firstA?.kind, 'assign-call');
     assert.deepEqual(firstA?.partitions, []);
     // While a was cut off it still fetched (it could not know); from its return on, the protocol holds.
+    h.checkProtocol(new Set(['a']));
+  });
+
+  it('offset commits are fenced by the session: unconfirmed from the expiry to the re-check, old positions discarded, lost partitions never committed', async () => {
+    const h = newHarness();
+    const [a, b] = await Promise.all([h.join('a'), h.join('b')]);
+    await h.converge();
+    const mine = [...(a.fetching.get(TOPIC) ?? [])].sort();
+    const theirs = [...(b.fetching.get(TOPIC) ?? [])].sort();
+    const ref = (name: string): { brokerId: number; partition: number } => {
+      const [brokerId, partition] = name.split('-').map(Number);
+      return { brokerId: brokerId ?? -1, partition: partition ?? -1 };
+    };
+    const firstSession = a.zk.sessionId ?? '';
+    assert.deepEqual(a.membership.commitPermission?.(TOPIC, ref(mine[0] ?? '')), { status: 'owned', fence: { zkSessionId: firstSession } });
+    assert.deepEqual(a.membership.commitPermission?.(TOPIC, ref(theirs[0] ?? '')), { status: 'lost' });
+    assert.deepEqual(a.membership.commitPermission?.('other-topic', ref(mine[0] ?? '')), { status: 'lost' });
+
+    // a is cut off and its session ends; b takes everything.
+    h.ensemble.disconnect(a.zk.inner);
+    h.sessionEnded(a);
+    await h.ensemble.expireSession(a.zk.inner);
+    await waitFor(() => b.fetching.get(TOPIC)?.size === 12 && b.membership.pending().get(TOPIC)?.length === 0, { timeoutMs: 5000, intervalMs: 5, what: 'b owns all partitions' });
+    // a's commit of a stale position, bound to its old session, is refused once it reconnects.
+    const storage = createZookeeperOffsetStorage({ zk: a.zk, paths });
+    const node = paths.partitionOffset(GROUP, TOPIC, ref(mine[0] ?? '').brokerId, ref(mine[0] ?? '').partition);
+    await b.zk.set(node, '-1-500'); // b's commit after the take-over
+    const stale = storage.commit(GROUP, [{ topic: TOPIC, ...ref(mine[0] ?? ''), offset: 100, messageId: 7n }], { zkSessionId: firstSession });
+    const atExpiry: unknown[] = [];
+    const off = a.zk.on('expired', () => atExpiry.push(a.membership.commitPermission?.(TOPIC, ref(mine[0] ?? ''))));
+    const calledBefore = a.calls.length;
+    await h.ensemble.reconnect(a.zk.inner);
+    off();
+    await assert.rejects(stale, (err: unknown) => err instanceof ZookeeperError && err.zkCode === 'SESSION_EXPIRED');
+    assert.equal((await b.zk.get(node))?.data, '-1-500', "the stale commit did not overwrite b's");
+    assert.deepEqual(atExpiry, [{ status: 'unconfirmed' }], 'nothing may be committed from the moment the expiry is known');
+
+    await h.converge('range', 'convergence after a came back');
+    const newSession = a.zk.sessionId ?? '';
+    assert.notEqual(newSession, firstSession);
+    // The first call after the expiry stopped everything without a commit.
+    assert.deepEqual(a.calls[calledBefore], { topic: TOPIC, names: [], discard: true });
+    assert.ok(a.calls.slice(calledBefore + 1).every((call) => !call.discard), 'only that one discards');
+    const now = [...(a.fetching.get(TOPIC) ?? [])];
+    assert.ok(now.length > 0);
+    for (const name of now) assert.deepEqual(a.membership.commitPermission?.(TOPIC, ref(name)), { status: 'owned', fence: { zkSessionId: newSession } });
+    for (const name of b.fetching.get(TOPIC) ?? []) assert.deepEqual(a.membership.commitPermission?.(TOPIC, ref(name)), { status: 'lost' });
+    await storage.close();
     h.checkProtocol(new Set(['a']));
   });
 

@@ -11,14 +11,14 @@
  * made by `exactlyOnce()` (postgres-exactly-once.ts), which commits each message's offset in the
  * handler's own transaction.
  */
-import { IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
+import { IllegalStateError, InvalidArgumentError, ZookeeperError } from '../../common/errors.js';
 import { componentLogger, type Logger } from '../../common/logger.js';
 import { isValidTopicName, topicNameError } from '../../common/config/index.js';
 import { LONG_MAX_OFFSET } from '../../protocol/frames.js';
 import type { MessageFilter, MessageListener } from '../message.js';
 import { createLocalOffsetStorage } from '../offsets/local-offset-storage.js';
-import type { OffsetStorage, PartitionOffset } from '../offsets/offset-storage.js';
-import type { GroupMembership, PartitionRef } from '../session/broker-discovery.js';
+import type { OffsetCommitFence, OffsetStorage, PartitionOffset } from '../offsets/offset-storage.js';
+import type { CommitPermission, GroupMembership, PartitionRef } from '../session/broker-discovery.js';
 import type { Closable, SessionContext } from '../session/session-context.js';
 import { resolveConsumerConfig, type ConsumerConfig, type ResolvedConsumerConfig } from './consumer-config.js';
 import { FetchRunner } from './fetch-runner.js';
@@ -79,6 +79,12 @@ interface Subscription {
 
 type ConsumerState = 'subscribing' | 'starting' | 'running' | 'closing' | 'closed';
 
+/** Which positions a commit must write (or reject): see Consumer.#commitNow. */
+type CommitRequirement = 'all' | 'retired' | 'movable';
+
+/** The permission without a group membership that says otherwise: every fetched partition is ours. */
+const OWNED: CommitPermission = { status: 'owned' };
+
 function partitionKey(ref: PartitionRef): string {
   return `${ref.brokerUrl}#${ref.partition}`;
 }
@@ -136,10 +142,10 @@ class Consumer implements MessageConsumer, Closable {
         consumerId: this.config.consumerId,
         topics: [...this.#subscriptions.keys()],
         strategy: this.config.loadBalanceStrategy,
-        onAssignment: (topic, partitions) => {
+        onAssignment: (topic, partitions, options) => {
           const subscription = this.#subscriptions.get(topic);
           if (subscription === undefined) return Promise.reject(new IllegalStateError(`assignment for topic '${topic}', which this consumer did not subscribe`));
-          return this.#assign(subscription, partitions);
+          return this.#assign(subscription, partitions, options?.discardPositions === true);
         },
       });
     } catch (error) {
@@ -150,7 +156,7 @@ class Consumer implements MessageConsumer, Closable {
     }
     if (this.#stopping()) return; // closed meanwhile
     this.#commitTimer = setInterval(() => {
-      this.commitOffsets().catch(() => undefined);
+      this.#commit('movable').catch(() => undefined);
     }, this.config.commitOffsetPeriodInMills);
     this.#commitTimer.unref();
     this.#recoverTask = new RecoverTask({
@@ -166,8 +172,12 @@ class Consumer implements MessageConsumer, Closable {
   }
 
   commitOffsets(): Promise<void> {
-    // Serialised: a commit never overtakes an earlier one.
-    const next = this.#committing.then(() => this.#commitNow());
+    return this.#commit('all');
+  }
+
+  /** Serialised: a commit never overtakes an earlier one. `required`: see {@link #commitNow}. */
+  #commit(required: CommitRequirement): Promise<void> {
+    const next = this.#committing.then(() => this.#commitNow(required));
     this.#committing = next.catch(() => undefined);
     return next;
   }
@@ -210,8 +220,11 @@ class Consumer implements MessageConsumer, Closable {
     await Promise.all(all.map((runner) => runner.stop()));
   }
 
-  /** Starts runners for new partitions of `subscription` and stops those no longer assigned. */
-  async #assign(subscription: Subscription, partitions: readonly PartitionRef[]): Promise<void> {
+  /**
+   * Starts runners for new partitions of `subscription` and stops those no longer assigned
+   * (with `discard`, without committing them: see AssignmentOptions.discardPositions).
+   */
+  async #assign(subscription: Subscription, partitions: readonly PartitionRef[], discard = false): Promise<void> {
     if (this.#stopping()) return;
     const { topic } = subscription;
     const current = this.#runners.get(topic) ?? new Map<string, FetchRunner>();
@@ -221,12 +234,18 @@ class Consumer implements MessageConsumer, Closable {
     for (const [key, runner] of removed) {
       current.delete(key);
       await runner.stop();
-      this.#retired.push(runner);
+      if (!discard) this.#retired.push(runner);
+    }
+    if (discard) {
+      const stale = this.#retired.filter((runner) => runner.topic === topic);
+      this.#retired = this.#retired.filter((runner) => runner.topic !== topic);
+      const dropped = [...removed.map(([, runner]) => runner), ...stale].map((runner) => `${runner.ref.brokerId}-${runner.ref.partition}@${String(runner.position().offset)}`);
+      if (dropped.length > 0) this.#log.warn({ topic, partitions: dropped }, 'positions dropped without a commit (the ZooKeeper session expired: other members may have consumed these partitions meanwhile); fetching restarts from the stored offsets');
     }
     // The partitions stopped are handed to another member once this resolves: their offsets must
     // be durable first. A failed commit rejects (the group member retries this call), and the
     // retry commits the runners still retired from the failed attempt.
-    if (removed.length > 0 || this.#retired.length > 0) await this.commitOffsets();
+    if (!discard && (removed.length > 0 || this.#retired.length > 0)) await this.#commit('retired');
     const added = [...wanted].filter(([key]) => !current.has(key)).map(([, ref]) => ref);
     if (added.length === 0) return;
     const stored = await this.offsetStorage.load(topic, this.config.group, added);
@@ -260,25 +279,59 @@ class Consumer implements MessageConsumer, Closable {
     }
   }
 
-  async #commitNow(): Promise<void> {
-    const candidates: FetchRunner[] = [...this.#retired];
+  /**
+   * Commits every position that moved since its last commit, as the group membership permits
+   * (GroupMembership.commitPermission): a partition another member owns now is dropped, never
+   * committed (its new owner is past our position); while ownership is being re-checked after
+   * a ZooKeeper session expiry, those positions wait, and this rejects (retriable) if one of
+   * them is `required`: any (`all`: the application's commitOffsets, close), a retired runner
+   * (`retired`: a hand-off must not proceed without it), or none (`movable`: the timer).
+   */
+  async #commitNow(required: CommitRequirement): Promise<void> {
+    const retired = this.#retired;
+    const candidates: FetchRunner[] = [...retired];
     for (const runners of this.#runners.values()) candidates.push(...runners.values());
-    const offsets: PartitionOffset[] = [];
-    const versions: [FetchRunner, number][] = [];
+    /** Fence session (or '' for none) → what to commit under it. */
+    const batches = new Map<string, { fence: OffsetCommitFence | undefined; offsets: PartitionOffset[]; versions: [FetchRunner, number][] }>();
+    /** Positions to commit once the ownership is confirmed again. */
+    const waiting = new Set<FetchRunner>();
+    const dropped: string[] = [];
     for (const runner of candidates) {
       const position = runner.position();
       if (position.offset === undefined || position.version === this.#committedVersion.get(runner)) continue;
       const { brokerId, partition } = runner.ref;
-      offsets.push({ topic: runner.topic, brokerId, partition, offset: position.offset, messageId: position.messageId });
-      versions.push([runner, position.version]);
+      const permission = this.#membership?.commitPermission?.(runner.topic, runner.ref) ?? OWNED;
+      if (permission.status === 'lost') {
+        dropped.push(`${runner.topic}:${brokerId}-${partition}@${String(position.offset)}`);
+        continue;
+      }
+      if (permission.status === 'unconfirmed') {
+        waiting.add(runner);
+        continue;
+      }
+      const key = permission.fence?.zkSessionId ?? '';
+      let batch = batches.get(key);
+      if (batch === undefined) batches.set(key, (batch = { fence: permission.fence, offsets: [], versions: [] }));
+      batch.offsets.push({ topic: runner.topic, brokerId, partition, offset: position.offset, messageId: position.messageId });
+      batch.versions.push([runner, position.version]);
     }
-    const retired = this.#retired;
-    if (offsets.length > 0) {
-      await this.offsetStorage.commit(this.config.group, offsets);
+    if (dropped.length > 0) {
+      this.#log.warn({ partitions: dropped }, 'not committing the positions of partitions that other members own now (our ZooKeeper session expired meanwhile): they would move those offsets back');
+    }
+    for (const { fence, offsets, versions } of batches.values()) {
+      await this.offsetStorage.commit(this.config.group, offsets, fence);
       for (const [runner, version] of versions) this.#committedVersion.set(runner, version);
       const { emitter } = this.#context;
       if (emitter.has('consumer.offsets_committed')) emitter.emit('consumer.offsets_committed', { group: this.config.group, partitions: offsets.length });
     }
-    this.#retired = this.#retired.filter((runner) => !retired.includes(runner));
+    this.#retired = this.#retired.filter((runner) => !retired.includes(runner) || waiting.has(runner));
+    const missing = [...waiting].filter((runner) => required === 'all' || (required === 'retired' && retired.includes(runner)));
+    if (missing.length > 0) {
+      throw new ZookeeperError(
+        'SESSION_EXPIRED',
+        `offsets of ${missing.length} partition(s) of group '${this.config.group}' not committed: the ZooKeeper session expired and the group member is re-checking which partitions are still ours; a later commit retries them`,
+        { retriable: true },
+      );
+    }
   }
 }

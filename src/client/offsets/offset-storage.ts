@@ -25,6 +25,19 @@ export interface PartitionOffset {
   readonly messageId: bigint;
 }
 
+/**
+ * What makes a consumer's offset commit legitimate: in a ZooKeeper group, the member owns the
+ * partitions through ephemeral owner nodes of one session, so its commit is valid only while
+ * that session lives. The ZooKeeper storage writes within that session only
+ * (`ZkClient.setInSession`); the consumer itself never commits a partition it no longer owns.
+ * The PostgreSQL storage ignores the fence: its offsets only move forward, so a late commit of
+ * a former owner cannot move a partition back. The local file storage is per process.
+ */
+export interface OffsetCommitFence {
+  /** The ZooKeeper session (hex id) whose owner nodes hold the committed partitions. */
+  readonly zkSessionId: string;
+}
+
 /** Storage of consumer offsets. Implementations must be safe to call concurrently. */
 export interface OffsetStorage {
   /**
@@ -32,8 +45,13 @@ export interface OffsetStorage {
    * stored offset are left out (the consumer then calls {@link init}).
    */
   load(topic: string, group: string, partitions: readonly StoredPartition[]): Promise<PartitionOffset[]>;
-  /** Stores the given offsets of `group`, replacing earlier ones. Durable when it resolves. */
-  commit(group: string, offsets: readonly PartitionOffset[]): Promise<void>;
+  /**
+   * Stores the given offsets of `group`, replacing earlier ones. Durable when it resolves.
+   * With `fence` (a consumer of a ZooKeeper group passes it), a storage that can bind the write
+   * to the session holding the partitions does so and writes nothing once that session has
+   * ended; the others ignore it (see {@link OffsetCommitFence}).
+   */
+  commit(group: string, offsets: readonly PartitionOffset[], fence?: OffsetCommitFence): Promise<void>;
   /** Records the initial offset of a partition that had none. */
   init(topic: string, group: string, partition: StoredPartition, offset: number): Promise<void>;
   /** Finishes pending writes and releases resources. */

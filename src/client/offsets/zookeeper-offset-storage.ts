@@ -19,7 +19,10 @@
  * - Offsets are **not** forced forward-only: MetaQ's dashboard "skip" and operators reset a
  *   group by writing the node, and a forward-only rule would silently undo such a reset at the
  *   next commit. The consumer protocol itself never moves an offset back: a partition changes
- *   owner only after the previous owner committed (client/zk/group/group-member.ts).
+ *   owner only after the previous owner committed (client/zk/group/group-member.ts), and a
+ *   former owner whose session expired (a paused process) cannot write its stale positions:
+ *   a commit with a fence is written only within the session that holds the partitions'
+ *   owner nodes (`ZkClient.setInSession`; MetaQ's Java client has no such fence).
  * - A negative or non-integer offset is refused (InvalidArgumentError) and never written: a
  *   negative stored offset is what made MetaQ's dashboard show negative lag (issues 113/116/121).
  * - A node that cannot be parsed makes `load` fail (IllegalStateError naming the node) rather
@@ -30,7 +33,7 @@
 import { ClientClosedError, IllegalStateError, InvalidArgumentError } from '../../common/errors.js';
 import type { ZkClient } from '../../zk/zk-client.js';
 import { decodeZkOffset, encodeZkOffset, type MetaPaths } from '../../zk/meta-paths.js';
-import type { OffsetStorage, PartitionOffset, StoredPartition } from './offset-storage.js';
+import type { OffsetCommitFence, OffsetStorage, PartitionOffset, StoredPartition } from './offset-storage.js';
 
 /** Options of {@link createZookeeperOffsetStorage}. */
 export interface ZookeeperOffsetStorageOptions {
@@ -101,10 +104,15 @@ class ZkOffsetStorage implements ZookeeperOffsetStorage {
     });
   }
 
-  commit(group: string, offsets: readonly PartitionOffset[]): Promise<void> {
+  commit(group: string, offsets: readonly PartitionOffset[], fence?: OffsetCommitFence): Promise<void> {
     return this.#track(async () => {
       for (const o of offsets) checkOffset(o.offset, `group '${group}' topic '${o.topic}' partition ${o.brokerId}-${o.partition}`);
-      const results = await Promise.allSettled(offsets.map((o) => this.#zk.set(this.nodePath(o.topic, group, o), encodeZkOffset(o.messageId, o.offset))));
+      const write = (o: PartitionOffset): Promise<unknown> => {
+        const path = this.nodePath(o.topic, group, o);
+        const data = encodeZkOffset(o.messageId, o.offset);
+        return fence === undefined ? this.#zk.set(path, data) : this.#zk.setInSession(path, data, fence.zkSessionId);
+      };
+      const results = await Promise.allSettled(offsets.map(write));
       const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
     });

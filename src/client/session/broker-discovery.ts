@@ -3,7 +3,7 @@
  * (one broker, `serverUrl`) and ZooKeeper discovery (`/meta/brokers/topics/...`, consumer
  * rebalancing) are interchangeable for producers and consumers.
  */
-import type { OffsetStorage } from '../offsets/offset-storage.js';
+import type { OffsetCommitFence, OffsetStorage, StoredPartition } from '../offsets/offset-storage.js';
 
 /** One partition of a topic on one broker. */
 export interface PartitionRef {
@@ -35,8 +35,28 @@ export interface GroupSubscription {
    * others (listener calls in progress finished) and committed their offsets, so they can be
    * handed to another member. A rejection means "could not apply"; the discovery retries.
    */
-  readonly onAssignment: (topic: string, partitions: readonly PartitionRef[]) => Promise<void>;
+  readonly onAssignment: (topic: string, partitions: readonly PartitionRef[], options?: AssignmentOptions) => Promise<void>;
 }
+
+/** How the consumer applies an assignment ({@link GroupSubscription.onAssignment}). */
+export interface AssignmentOptions {
+  /**
+   * The consumer's positions in the partitions it stops are stale: the member's ZooKeeper
+   * session expired, so other members may have owned them meanwhile, consumed and committed.
+   * Stop them without committing (and forget positions still waiting for a commit); a partition
+   * fetched again later starts from its stored offset.
+   */
+  readonly discardPositions?: boolean;
+}
+
+/** Whether a member may commit a partition's offset now: {@link GroupMembership.commitPermission}. */
+export type CommitPermission =
+  /** It holds the partition: commit, under `fence` when given. */
+  | { readonly status: 'owned'; readonly fence?: OffsetCommitFence }
+  /** Another member holds it now (our session expired meanwhile): the position here is stale, never commit it. */
+  | { readonly status: 'lost' }
+  /** Not known until the member has re-checked its owner nodes in its new session: commit later. */
+  | { readonly status: 'unconfirmed' };
 
 /** A consumer's membership of its group, from {@link BrokerDiscovery.joinGroup}. */
 export interface GroupMembership {
@@ -45,6 +65,12 @@ export interface GroupMembership {
    * committed) and removes the member node. Idempotent.
    */
   leave(): Promise<void>;
+  /**
+   * Optional (groups coordinated through ZooKeeper): whether the offset of `partition` of
+   * `topic` may be committed now, and under which fence. Without this method every partition
+   * the consumer fetched may be committed.
+   */
+  commitPermission?(topic: string, partition: StoredPartition): CommitPermission;
 }
 
 /**

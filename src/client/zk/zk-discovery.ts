@@ -134,12 +134,14 @@ class ZkDiscovery implements ZookeeperDiscovery {
     this.#checkOpen();
     const membership = await this.#joinGroup({ zk: this.zk, paths: this.paths, subscription, partitions: this.registry, log: this.#log });
     this.#memberships.add(membership);
-    return {
+    const wrapped: GroupMembership = {
       leave: async () => {
         this.#memberships.delete(membership);
         await membership.leave();
       },
     };
+    const permission = membership.commitPermission?.bind(membership);
+    return permission === undefined ? wrapped : { ...wrapped, commitPermission: permission };
   }
 
   brokerUrls(): readonly string[] {

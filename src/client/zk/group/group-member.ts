@@ -31,6 +31,11 @@
  *   partitions now owned by another member are given up through onAssignment before anything
  *   else. (While the connection is down, before the expiry is known, the consumer keeps
  *   fetching; another member may take its partitions over meanwhile: at-least-once.)
+ * - Offsets are fenced by the session: from the `expired` event until that re-check, no offset
+ *   may be committed (commitPermission answers `unconfirmed`); afterwards only the partitions
+ *   still ours, under the session that holds their owner nodes (`ZkClient.setInSession` in the
+ *   ZooKeeper storage). The positions of partitions lost meanwhile are dropped: committing them
+ *   would move the new owner's offset back (MetaQ's Java client does exactly that).
  * - `leave()`: stops rebalancing, deletes our owner nodes, then the member node (in that order,
  *   so the others can claim at once when they see us go).
  */
@@ -38,7 +43,8 @@ import { ZookeeperError } from '../../../common/errors.js';
 import { componentLogger, type Logger } from '../../../common/logger.js';
 import type { Unsubscribe, ZkClient } from '../../../zk/zk-client.js';
 import { consumerIdString, type MetaPaths, partitionName } from '../../../zk/meta-paths.js';
-import type { GroupMembership, GroupSubscription, PartitionRef } from '../../session/broker-discovery.js';
+import type { StoredPartition } from '../../offsets/offset-storage.js';
+import type { CommitPermission, GroupMembership, GroupSubscription, PartitionRef } from '../../session/broker-discovery.js';
 import { backoffDelay } from '../../transport/backoff.js';
 import type { TopicPartitionSource } from '../topic-partition-source.js';
 import { encodeMemberTopics, readGroupView } from './group-view.js';
@@ -109,6 +115,12 @@ interface TopicState {
   applied: Map<string, PartitionRef> | undefined;
   /** Target partitions still held by others. */
   pending: Set<string>;
+  /**
+   * The session in which `owned` is known to be ours: set at the start and by the re-check
+   * after a new session, cleared the moment a session expires. Offsets are committed only
+   * under it (see commitPermission).
+   */
+  confirmedIn: string | undefined;
 }
 
 function sameRef(a: PartitionRef | undefined, b: PartitionRef | undefined): boolean {
@@ -158,6 +170,8 @@ class GroupMember implements ZkGroupMembership {
   #ownersChangedDuringPass = false;
   #last: RebalanceStats | undefined;
   #joined: { resolve: () => void; reject: (error: unknown) => void } | undefined;
+  /** Session expiries seen; tells a re-check whether another expiry happened while it ran. */
+  #expiries = 0;
 
   constructor(options: JoinConsumerGroupOptions) {
     const { subscription } = options;
@@ -175,7 +189,7 @@ class GroupMember implements ZkGroupMembership {
     this.#log = (options.log ?? componentLogger('client.group')).child({ group: subscription.group, member: this.memberId });
     this.#owners = new OwnerNodes(options.zk, options.paths, subscription.group, this.memberId);
     this.#assign = assignmentFunction(subscription.strategy);
-    this.#topics = new Map(sortJavaStrings(subscription.topics).map((topic) => [topic, { topic, owned: new Set(), applied: undefined, pending: new Set() }]));
+    this.#topics = new Map(sortJavaStrings(subscription.topics).map((topic) => [topic, { topic, owned: new Set(), applied: undefined, pending: new Set(), confirmedIn: undefined }]));
   }
 
   async start(): Promise<void> {
@@ -189,6 +203,10 @@ class GroupMember implements ZkGroupMembership {
     }
     this.#unsubscribes.push(
       this.#zk.on('expired', () => {
+        // At once (this event comes before any operation of the new session): from now until
+        // the re-check, what we own is unknown, so no offset may be committed.
+        this.#expiries++;
+        for (const state of this.#topics.values()) state.confirmedIn = undefined;
         this.#log.warn('ZooKeeper session expired; our member and owner nodes are re-created in the new session');
       }),
       this.#zk.on('session', ({ conflicts }) => {
@@ -202,12 +220,17 @@ class GroupMember implements ZkGroupMembership {
         this.#trigger();
       }),
     );
+    const expiries = this.#expiries;
     try {
       await this.#zk.ownEphemeral(this.#memberPath, encodeMemberTopics([...this.#subscription.topics]));
     } catch (error) {
       this.#stopWatching();
       throw error;
     }
+    // Nothing is owned yet; what is claimed from now on is claimed in this session (an expiry
+    // clears this again, and the re-check after it confirms the new one).
+    const session = this.#zk.sessionId;
+    if (expiries === this.#expiries && session !== undefined) for (const state of this.#topics.values()) state.confirmedIn = session;
     this.#log.info({ topics: [...this.#topics.keys()], strategy: this.#subscription.strategy }, 'joined consumer group');
     const joined = new Promise<void>((resolve, reject) => {
       this.#joined = { resolve, reject };
@@ -387,8 +410,17 @@ class GroupMember implements ZkGroupMembership {
     return results.includes('pending') ? 'pending' : 'settled';
   }
 
-  /** After a new session: keep only the owner nodes still ours; give up the others first. */
+  /**
+   * After a new session: keep only the owner nodes still ours. Every partition is first stopped
+   * without committing its position, then the ones still ours restart from their stored
+   * offsets. Why all of them, not only the lost ones: while our session was gone, another
+   * member may have owned a partition, consumed, committed and released it again (we then got
+   * the node back); our position would take it backwards, and our commit would undo theirs.
+   * What we consumed since our last commit is delivered again (at-least-once, as after a crash).
+   */
   async #recheck(state: TopicState): Promise<void> {
+    const session = this.#zk.sessionId;
+    const expiries = this.#expiries;
     const lost: string[] = [];
     await Promise.all(
       [...state.owned].map(async (name) => {
@@ -399,11 +431,16 @@ class GroupMember implements ZkGroupMembership {
         lost.push(name);
       }),
     );
-    if (lost.length === 0) return;
     for (const name of lost) state.owned.delete(name);
-    this.#log.warn({ topic: state.topic, lost: sortJavaStrings(lost) }, 'partitions owned by another member after the session expiry; stopping them');
+    if (lost.length > 0) this.#log.warn({ topic: state.topic, lost: sortJavaStrings(lost) }, 'partitions owned by another member after the session expiry; stopping them');
     const keep = new Map([...(state.applied ?? [])].filter(([name]) => state.owned.has(name)));
-    await this.#apply(state, keep);
+    if (state.applied !== undefined && state.applied.size > 0) {
+      await this.#subscription.onAssignment(state.topic, [], { discardPositions: true });
+      state.applied = new Map();
+    }
+    // Owner nodes are ephemeral: checked in `session`, they stay ours for as long as it lives.
+    if (expiries === this.#expiries && session !== undefined) state.confirmedIn = session;
+    if (keep.size > 0) await this.#apply(state, keep);
   }
 
   /** Steps 1–4 for one topic. */
@@ -461,6 +498,14 @@ class GroupMember implements ZkGroupMembership {
     if (state.applied === undefined || !sameAssignment(owned, state.applied)) await this.#apply(state, owned);
     this.#checkJoined();
     return pending.size > 0 ? 'pending' : 'settled';
+  }
+
+  commitPermission(topic: string, partition: StoredPartition): CommitPermission {
+    const state = this.#topics.get(topic);
+    if (state === undefined) return { status: 'lost' };
+    if (state.confirmedIn === undefined) return { status: 'unconfirmed' };
+    if (!state.owned.has(partitionName(partition.brokerId, partition.partition))) return { status: 'lost' };
+    return { status: 'owned', fence: { zkSessionId: state.confirmedIn } };
   }
 
   /** A newer event (or leave) makes the current computation start over after this step. */
