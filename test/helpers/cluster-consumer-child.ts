@@ -109,7 +109,7 @@ const flushTimer = setInterval(() => void flush(), 50);
 const reportingListener = async (message: ConsumedMessage): Promise<void> => {
   if (config.pauseAfter !== undefined && handled >= config.pauseAfter) await gate;
   handled++;
-  batch.push({ id: message.id.toString(), partition: message.partition, offset: message.offset, data: message.data.toString('utf8') });
+  batch.push({ id: message.id.toString(), partition: message.partition, offset: message.offset, data: message.data.toString('utf8'), at: performance.timeOrigin + performance.now() });
 };
 
 if (config.mode === 'exactly-once') {

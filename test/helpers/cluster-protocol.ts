@@ -51,6 +51,11 @@ export interface ReportedMessage {
   readonly offset: number;
   /** The payload as UTF-8 text. */
   readonly data: string;
+  /**
+   * When the listener got it, ms since the epoch with sub-ms precision
+   * (`performance.timeOrigin + performance.now()`), comparable across the children.
+   */
+  readonly at: number;
 }
 
 /** Child → parent. */

@@ -18,6 +18,11 @@
  * f. Offsets in ZooKeeper with a member frozen past its session: once the others took over,
  *    consumed everything and committed, the resumed member writes no offset node at all (its
  *    positions of the partitions it lost are older than the new owners' commits).
+ * g. Plain at-least-once consumers (offsets in ZooKeeper, nothing deduplicated downstream)
+ *    across a join, a graceful leave and a broker added: taken in the order the listeners got
+ *    them, each partition's messages come in strictly increasing offsets, none twice, none
+ *    missing: so no two members ever consumed a partition at the same time, and every hand-off
+ *    started exactly at the previous owner's committed position.
  *
  * Bounds (consumers' ZooKeeper session timeout S = 4 s, group retry back-off 100 ms → 5 s):
  * - a member joining: the group converges within 10 s of its member node appearing (the
@@ -41,7 +46,7 @@ import type { ChildOffsetStorage, ReportedMessage } from '../helpers/cluster-pro
 import { createRowsTable, endOf, seqOf } from '../helpers/exactly-once-workload.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const TOPICS = { a: 'cg-a', b: 'cg-b', c: 'cg-c', d: 'cg-d', e: 'cg-e', f: 'cg-f' } as const;
+const TOPICS = { a: 'cg-a', b: 'cg-b', c: 'cg-c', d: 'cg-d', e: 'cg-e', f: 'cg-f', g: 'cg-g' } as const;
 const OFFSETS_TABLE = 'cluster_offsets';
 /** Messages per second of the continuous producers. */
 const RATE = 200;
@@ -540,5 +545,100 @@ describe('cluster mode end to end: ZooKeeper, broker processes, consumer process
         return stored;
       });
     });
+  });
+  it('g. at-least-once group, offsets in ZooKeeper: across a join, a graceful leave and a broker added, one member at a time per partition, in order, nothing twice', async (t) => {
+    const group = 'grp-g';
+    const topic = TOPICS.g;
+    const perBroker = cluster.partitionsPerBroker;
+    const producer = await cluster.createProducer(topic);
+    producer.start(RATE);
+    const spawn = (name: string): Promise<ConsumerChild> => cluster.spawnConsumer({ name, group, topic, mode: 'report', storage: { kind: 'zookeeper' } });
+    const all: ConsumerChild[] = [];
+    const consumedCount = (): number => all.reduce((n, c) => n + c.consumed.length, 0);
+    const moreConsumed = async (more: number, what: string): Promise<void> => {
+      const from = consumedCount();
+      await waitFor(() => consumedCount() >= from + more || undefined, { abortIf: crashed, timeoutMs: 30_000, intervalMs: 20, what: `${more} more messages consumed (${what})` });
+    };
+    let producing = true;
+    try {
+      all.push(...(await Promise.all([spawn('g1'), spawn('g2'), spawn('g3')])));
+      const [g1, g2, g3] = all as [ConsumerChild, ConsumerChild, ConsumerChild];
+      let partitions = cluster.brokers.size * perBroker;
+      await convergence(group, topic, [g1, g2, g3], partitions, Date.now(), 30_000, 'three consumers converged');
+      await moreConsumed(300, 'three members');
+
+      const g4 = await spawn('g4');
+      all.push(g4);
+      await convergence(group, topic, [g1, g2, g3, g4], partitions, Date.now(), CHANGE_BOUND_MS + 20_000, 'a fourth member joined');
+      await moreConsumed(300, 'four members');
+
+      await g2.close();
+      await convergence(group, topic, [g1, g3, g4], partitions, Date.now(), CHANGE_BOUND_MS + 20_000, 'g2 left gracefully');
+      await moreConsumed(300, 'after the leave');
+
+      const id = Math.max(...cluster.brokers.keys()) + 1;
+      const added = await cluster.addBroker(id);
+      partitions += perBroker;
+      await convergence(group, topic, [g1, g3, g4], partitions, Date.now(), CHANGE_BOUND_MS + 20_000, `the group covers broker ${id} too`);
+      await waitFor(() => [...producer.acked.values()].filter((r) => r.brokerUrl === added.url).length >= 100 || undefined, {
+        abortIf: crashed,
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        what: `the producer sent 100 messages to broker ${id}`,
+      });
+      await producer.stop();
+      producing = false;
+
+      // Every acknowledged message consumed (by anyone), then everyone closes.
+      const where = new Map<string, { key: string; offset: number }>();
+      for (const result of producer.acked.values()) where.set(result.id.toString(), { key: `${brokerIdOf(result)}-${result.partition}`, offset: result.offset });
+      await waitFor(() => [...where.keys()].every((messageId) => all.some((c) => c.consumed.some((m) => m.id === messageId))) || undefined, {
+        abortIf: crashed,
+        timeoutMs: 60_000,
+        intervalMs: 100,
+        what: 'every acknowledged message consumed',
+      });
+      await closeAll(t, [g1, g3, g4]);
+
+      // Per partition, in the order the listeners got them: strictly increasing offsets.
+      const deliveries = new Map<string, { member: string; offset: number; at: number; id: string }[]>();
+      const unknown: string[] = [];
+      for (const consumer of all) {
+        for (const m of consumer.consumed) {
+          const at = where.get(m.id);
+          if (at === undefined) {
+            unknown.push(m.id);
+            continue;
+          }
+          deliveries.set(at.key, [...(deliveries.get(at.key) ?? []), { member: consumer.name, offset: at.offset, at: m.at, id: m.id }]);
+        }
+      }
+      const problems: string[] = [];
+      let handOffs = 0;
+      for (const [key, list] of deliveries) {
+        list.sort((x, y) => x.at - y.at);
+        for (let i = 1; i < list.length; i++) {
+          const [before, now] = [list[i - 1], list[i]];
+          if (before === undefined || now === undefined) continue;
+          if (now.member !== before.member) handOffs++;
+          if (now.offset <= before.offset) {
+            problems.push(`${key}: ${now.member} got @${now.offset} at ${now.at.toFixed(3)} after ${before.member} got @${before.offset} at ${before.at.toFixed(3)}`);
+          }
+        }
+      }
+      const consumedIds = all.flatMap((c) => c.consumed.map((m) => m.id));
+      t.diagnostic(
+        `${producer.acked.size} acknowledged, ${consumedIds.length} deliveries over ${deliveries.size} partitions, ${handOffs} hand-offs; ` +
+          all.map((c) => `${c.name} ${c.consumed.length}`).join(', '),
+      );
+      assert.deepEqual(problems.slice(0, 20), [], `${problems.length} deliveries out of order or twice`);
+      assert.deepEqual(unknown, [], 'nothing consumed that was not acknowledged (no send failed)');
+      assert.equal(producer.failed.size, 0, 'no send failed');
+      assert.equal(consumedIds.length, new Set(consumedIds).size, 'no message delivered twice');
+      assert.equal(deliveries.size, partitions, 'every partition got messages');
+      assert.ok(handOffs >= perBroker, `partitions changed hands (${handOffs} hand-offs)`);
+    } finally {
+      if (producing) await producer.stop();
+    }
   });
 });
