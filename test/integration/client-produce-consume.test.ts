@@ -215,6 +215,29 @@ describe('client ↔ broker: produce and consume', () => {
       received.map((m) => m.data.toString()),
       ['fresh'],
     );
+
+    // Published while the group had no consumer: a plain restart resumes at the committed offsets
+    // and gets it; alwaysConsumeFromMaxOffset skips it although the offsets are committed.
+    await producer.send({ topic: 'latest', data: 'missed' });
+    const offsetsNow = (): string => (parseOffsetsFile(fs.readFileSync(file, 'utf8')).get('latecomers') ?? []).map((o) => `${o.partition}@${o.offset}`).sort().join();
+    const stored = offsetsNow();
+    const live: ConsumedMessage[] = [];
+    const always = factory.createConsumer(
+      { group: 'latecomers', recoverPath, alwaysConsumeFromMaxOffset: true, maxDelayFetchTimeInMills: 50, commitOffsetPeriodInMills: 50 },
+      createLocalOffsetStorage(file),
+    );
+    always.subscribe('latest', { maxSize: 64 * 1024 }, (m) => void live.push(m));
+    await always.completeSubscribe();
+    await waitUntil(() => offsetsNow() !== stored, 'the ends committed');
+    await producer.send({ topic: 'latest', data: 'live' });
+    await waitUntil(() => live.length >= 1, 'the live message');
+    await always.close();
+    await producer.close();
+    assert.deepEqual(
+      live.map((m) => m.data.toString()),
+      ['live'],
+      'the message published while no consumer ran was skipped',
+    );
   });
 
   it('answers stats, stats config and partition lookups', async () => {

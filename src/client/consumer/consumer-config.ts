@@ -50,6 +50,14 @@ export interface ConsumerConfig {
   readonly offset?: number;
   /** Start at the end of partitions with no committed offset (skip what is already there). Default false. */
   readonly consumeFromMaxOffset?: boolean;
+  /**
+   * MetaQ's `setConsumeFromMaxOffset(true)`: start every partition at its end whenever this
+   * consumer starts fetching it, ignoring the committed offset: what was published while no
+   * consumer ran is skipped. In a group this includes partitions handed over by a rebalance
+   * (the messages since the previous owner's last commit are skipped too). For consumers that
+   * only want live data, e.g. cache invalidation. Default false.
+   */
+  readonly alwaysConsumeFromMaxOffset?: boolean;
   /** Root of the recover store; messages go to `<recoverPath>/<topic>@<group>/`. Default `~/.meta_recover`. */
   readonly recoverPath?: string;
   /**
@@ -116,6 +124,7 @@ export function resolveConsumerConfig(config: ConsumerConfig): ResolvedConsumerC
     recoverMessageIntervalInMills: integer('recoverMessageIntervalInMills', config.recoverMessageIntervalInMills, DEFAULT_RECOVER_MESSAGE_INTERVAL_MS, 1),
     offset: integer('offset', config.offset, 0, 0),
     consumeFromMaxOffset: config.consumeFromMaxOffset ?? false,
+    alwaysConsumeFromMaxOffset: config.alwaysConsumeFromMaxOffset ?? false,
     recoverPath: config.recoverPath ?? defaultRecoverPath(),
     loadBalanceStrategy: strategy(config.loadBalanceStrategy),
     offsetOutOfRange: outOfRangePolicy(config.offsetOutOfRange),

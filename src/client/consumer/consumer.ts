@@ -254,7 +254,8 @@ class Consumer implements MessageConsumer, Closable {
       if (this.#stopping()) return;
       const found = stored.find((o) => o.brokerId === ref.brokerId && o.partition === ref.partition);
       let offset: number | typeof LONG_MAX_OFFSET = found?.offset ?? this.config.offset;
-      if (found === undefined) {
+      if (this.config.alwaysConsumeFromMaxOffset) offset = LONG_MAX_OFFSET;
+      else if (found === undefined) {
         if (this.config.consumeFromMaxOffset) offset = LONG_MAX_OFFSET;
         else await this.offsetStorage.init(topic, this.config.group, ref, this.config.offset);
       }
