@@ -2,7 +2,10 @@
  * Broker registration against a real ZooKeeper and real `metaq-server` processes: the znode
  * layout byte for byte (metaq-reference §4), deregistration at a graceful stop, a SIGKILLed
  * broker restarted at once, a broker started while ZooKeeper is down, ZooKeeper restarted under a
- * running broker, and a session expired under a frozen broker.
+ * running broker, a session expired under a frozen broker, and a master beside a Java MetaQ async
+ * slave of its id (metaq has no slave mode; the test writes the slave's nodes as §4 lays them
+ * out): the master leaves them alone, leaves `ids/<id>` persistent with empty data when it stops
+ * while the slave is registered, and clients fetch from the slave meanwhile.
  *
  * ZooKeeper is read with the plain `node-zookeeper-client` library, not with metaq's adapter, so
  * the layout is checked from the outside.
@@ -12,83 +15,20 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import zookeeper from 'node-zookeeper-client';
+import { createBrokerRegistry } from '../../src/client/zk/broker-registry.js';
 import { messageChecksum } from '../../src/protocol/record.js';
+import { MetaPaths } from '../../src/zk/meta-paths.js';
+import { connectZookeeper } from '../../src/zk/zookeeper-client.js';
 import { testBrokerIni } from '../helpers/broker-config.js';
 import { spawnBroker, type BrokerProcess } from '../helpers/broker-process.js';
 import { RawClient, resultText } from '../helpers/raw-client.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { byPath, connectLibrary, createEphemeral, dataOf, librarySessionId, readTree, type ReadNode } from '../helpers/zk-tree.js';
 import { startZookeeper, type ZookeeperServer } from '../helpers/zookeeper-server.js';
 
 const TOPICS = ['[topic=audit]', 'acceptPublish=false', 'numPartitions=3', '[topic=events]', 'acceptSubscribe=false', '[topic=orders-*]', 'numPartitions=4'].join('\n');
 const SESSION_TIMEOUT_MS = 4000;
-
-/** A znode as read from ZooKeeper: its data and the owner session of an ephemeral (hex). */
-interface ReadNode {
-  readonly data: string;
-  readonly owner: string | undefined;
-}
-
-/** Connects a plain library client; resolves once connected. */
-async function connectLibrary(connectString: string): Promise<zookeeper.Client> {
-  const client = zookeeper.createClient(connectString, { sessionTimeout: 10_000, retries: 0 });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      client.close();
-      reject(new Error(`no ZooKeeper session with ${connectString} within 5 s`));
-    }, 5000);
-    client.once('connected', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    client.connect();
-  });
-  return client;
-}
-
-function children(client: zookeeper.Client, path: string): Promise<string[]> {
-  return new Promise((resolve, reject) =>
-    client.getChildren(path, (err, names) => {
-      if (err === null) resolve(names);
-      else if ('getCode' in err && err.getCode() === zookeeper.Exception.NO_NODE) resolve([]);
-      else reject(err);
-    }),
-  );
-}
-
-function getNode(client: zookeeper.Client, path: string): Promise<ReadNode | undefined> {
-  return new Promise((resolve, reject) =>
-    client.getData(path, (err, data, stat) => {
-      if (err === null) {
-        const owner = stat.ephemeralOwner.toString('hex');
-        resolve({ data: data === null || data === undefined ? '' : data.toString('utf8'), owner: /^0+$/.test(owner) ? undefined : owner });
-      } else if ('getCode' in err && err.getCode() === zookeeper.Exception.NO_NODE) resolve(undefined);
-      else reject(err);
-    }),
-  );
-}
-
-/** Every node at and below `root`, sorted by path (a fresh connection per read: ZooKeeper may have restarted). */
-async function readTree(connectString: string, root: string): Promise<Map<string, ReadNode>> {
-  const client = await connectLibrary(connectString);
-  try {
-    const found = new Map<string, ReadNode>();
-    const walk = async (path: string): Promise<void> => {
-      const node = await getNode(client, path);
-      if (node === undefined) return;
-      found.set(path, node);
-      for (const name of (await children(client, path)).sort()) await walk(`${path}/${name}`);
-    };
-    await walk(root);
-    return new Map([...found].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  } finally {
-    client.close();
-  }
-}
-
-/** Paths and data only. */
-const dataOf = (tree: Map<string, ReadNode>): [string, string][] => [...tree].map(([path, node]) => [path, node.data]);
 
 /** Every node a broker 7 with {@link TOPICS} registers under `root`, with their exact data. */
 function expectedTree(root: string, url: string, checksum: string, extraTopics: { topic: string; parts: number }[] = []): [string, string][] {
@@ -293,5 +233,93 @@ describe('broker registration in a real ZooKeeper', () => {
     const after = checkOwners(root, await waitForTree(root, expectedTree(root, url, checksum), 15_000));
     assert.notEqual(after, before, 'a new session');
     await stop(broker);
+  });
+
+  it('a Java slave of broker 7 (its nodes as §4 lays them out) is left alone; the master leaving while it is registered empties ids/7; clients fetch from it', async () => {
+    // metaq brokers have no slave mode (no slaveId key), so a second plain session registers
+    // slave 1 of broker 7 exactly as MetaQ's async slave does (metaq-reference §4): its URL in
+    // ids/7/slave1, and the topics under <topic>/7-s1 (topics-pub only for a topic that accepts
+    // publishers, topics-sub only for one that accepts subscribers). No ids/7 data, no checksum.
+    const root = '/with-slave';
+    const slaveUrl = 'meta://127.0.0.1:18124';
+    const slaveNodes: [string, string][] = [
+      [`${root}/brokers/ids/7/slave1`, slaveUrl],
+      [`${root}/brokers/topics/audit/7-s1`, '3'],
+      [`${root}/brokers/topics-sub/audit/7-s1`, '{"numParts":3,"broker":"7-s1"}'],
+      [`${root}/brokers/topics/events/7-s1`, '2'],
+      [`${root}/brokers/topics-pub/events/7-s1`, '{"numParts":2,"broker":"7-s1"}'],
+    ];
+    const { file, checksum } = writeIni('slave', { 'zk.zkRoot': root });
+    const first = await start(file);
+    await waitForTree(root, expectedTree(root, first.url, checksum));
+    const slave = await connectLibrary(zk.connectString);
+    const registryClient = connectZookeeper({ connectString: zk.connectString });
+    const registry = createBrokerRegistry({ zk: registryClient, paths: new MetaPaths(root), coalesceMs: 10 });
+    try {
+      for (const [path, data] of slaveNodes) await createEphemeral(slave, path, data);
+      const slaveSession = librarySessionId(slave);
+      /** Every node of the slave is an ephemeral of the slave's session. */
+      const checkSlaveOwners = (tree: Map<string, ReadNode>): void => {
+        for (const [path] of slaveNodes) assert.equal(tree.get(path)?.owner, slaveSession, `${path} belongs to the slave`);
+      };
+      const withSlave = (url: string): [string, string][] => byPath([...expectedTree(root, url, checksum), ...slaveNodes]);
+      let tree = await waitForTree(root, withSlave(first.url));
+      checkSlaveOwners(tree);
+      checkOwners(root, new Map([...tree].filter(([path]) => !slaveNodes.some(([slavePath]) => slavePath === path))));
+
+      // Clients: fetch from the master while it is registered; a slave is never a publish target.
+      const fetchUrls = async (): Promise<string> => [...new Set((await registry.subscribePartitions('audit')).map((p) => `${p.brokerId}-${p.partition}@${p.brokerUrl}`))].join(' ');
+      await waitFor(async () => (await fetchUrls()) === `7-0@${first.url} 7-1@${first.url} 7-2@${first.url}`, { timeoutMs: 5000, what: 'audit fetched from the master' });
+      assert.deepEqual(
+        (await registry.publishPartitions('events')).map((p) => p.brokerUrl),
+        [first.url, first.url],
+      );
+
+      // The master leaves: MetaQ cannot delete ids/7 (slave1 is below it) and writes "" instead.
+      await stop(first.broker);
+      const afterMaster: [string, string][] = byPath([
+        [root, ''],
+        [`${root}/brokers`, ''],
+        [`${root}/brokers/ids`, ''],
+        [`${root}/brokers/ids/7`, ''],
+        [`${root}/brokers/topics`, ''],
+        [`${root}/brokers/topics/audit`, ''],
+        [`${root}/brokers/topics/events`, ''],
+        [`${root}/brokers/topics-pub`, ''],
+        [`${root}/brokers/topics-pub/events`, ''],
+        [`${root}/brokers/topics-sub`, ''],
+        [`${root}/brokers/topics-sub/audit`, ''],
+        ...slaveNodes,
+      ]);
+      tree = await waitForTree(root, afterMaster, 5000);
+      checkSlaveOwners(tree);
+      assert.equal(tree.get(`${root}/brokers/ids/7`)?.owner, undefined, 'ids/7 stays persistent');
+      assert.ok(first.broker.logs.some((line) => line['msg'] === 'deregistered from ZooKeeper'));
+
+      // Clients now fetch broker 7's partitions from slave 1, and have nowhere to publish.
+      await waitFor(async () => (await fetchUrls()) === `7-0@${slaveUrl} 7-1@${slaveUrl} 7-2@${slaveUrl}`, { timeoutMs: 5000, what: 'audit fetched from the slave' });
+      assert.deepEqual(registry.brokers(), [{ brokerId: 7, master: undefined, slaves: new Map([[1, slaveUrl]]) }]);
+      await waitFor(async () => (await registry.publishPartitions('events')).length === 0, { timeoutMs: 5000, what: 'no publish partition left' });
+
+      // The master comes back (a new port): ids/7 holds its URL again, the slave untouched.
+      const second = await start(file);
+      tree = await waitForTree(root, withSlave(second.url));
+      checkSlaveOwners(tree);
+      await waitFor(async () => (await fetchUrls()) === `7-0@${second.url} 7-1@${second.url} 7-2@${second.url}`, { timeoutMs: 5000, what: 'audit fetched from the master again' });
+
+      // With the slave gone, the master's stop deletes ids/7 itself.
+      slave.close();
+      await waitForTree(root, expectedTree(root, second.url, checksum), 5000);
+      await stop(second.broker);
+      assert.deepEqual(
+        [...(await readTree(zk.connectString, root)).keys()].filter((path) => /\/7(-m|-s1)?(\/|$)/.test(path)),
+        [],
+        'no node of broker 7 is left',
+      );
+    } finally {
+      slave.close();
+      registry.close();
+      await registryClient.close();
+    }
   });
 });
