@@ -23,7 +23,9 @@
  *
  * Delay points (race tests, transactions.md §5.7 row 16): `METAQ_XA_DELAYS` =
  * `<point>=<maxMs>[,<point>=<maxMs>…]` makes the manager sleep a random 0…maxMs at each pass of
- * the named point (`xa.after-prepare`: prepared everywhere, no decision yet; `xa.after-committing`).
+ * the named point (`xa.after-prepare`: prepared everywhere, no decision yet; `xa.after-committing`;
+ * `xa.phase-two`: at the start of phase two, which with `phaseTwo: 'background'` is after
+ * `commit()` resolved).
  * Read at the first pass, not at load, so an in-process test can set it before its first commit.
  */
 
@@ -86,7 +88,7 @@ export function crashOrder<T>(items: readonly T[], resourceIdOf: (item: T) => st
 export const XA_DELAYS_ENV = 'METAQ_XA_DELAYS';
 
 /** Points a delay can be armed at (where the manager awaits {@link xaDelayPoint}). */
-export type XaDelayPoint = Extract<XaCrashPoint, 'xa.after-prepare' | 'xa.after-committing'>;
+export type XaDelayPoint = Extract<XaCrashPoint, 'xa.after-prepare' | 'xa.after-committing'> | 'xa.phase-two';
 
 let delays: ReadonlyMap<string, number> | undefined;
 

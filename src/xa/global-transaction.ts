@@ -24,7 +24,8 @@
  * When `commit()` resolves: once the decision is durable AND phase two finished — or, when phase
  * two takes longer than the manager's `phaseTwoWaitMs` (a participant is down), after that wait,
  * with `completed: false` while phase two goes on in the background (the decision is durable, so
- * the outcome is settled; a crash only hands the rest to recovery). Heuristic outcomes contrary
+ * the outcome is settled; a crash only hands the rest to recovery). With the manager's
+ * `phaseTwo: 'background'`, at once after the decision, with `completed: false`. Heuristic outcomes contrary
  * to the decision reject with `TransactionHeuristicError`; heuristic outcomes that agree with it
  * are listed in the result.
  */
@@ -64,6 +65,8 @@ export interface GlobalTransactionHost {
   readonly ctx: CoordinatorContext;
   /** How long `commit()` waits for phase two before resolving with `completed: false`. */
   readonly phaseTwoWaitMs: number;
+  /** `background`: `commit()` does not wait for phase two at all (TransactionManagerOptions.phaseTwo). */
+  readonly phaseTwo: 'await' | 'background';
   /** The broker resource of `producer` (registered, or created and registered now). */
   brokerResourceFor(producer: XaCapableProducer): BrokerResource;
   /** The registered PostgreSQL resource of `target`. @throws IllegalStateError when there is none. */
@@ -420,11 +423,19 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     return this.#awaitPhaseTwo(targets, undefined);
   }
 
-  /** Starts phase two and waits for it at most `phaseTwoWaitMs` (see the module comment). */
+  /**
+   * Starts phase two and waits for it at most `phaseTwoWaitMs`, or not at all in `background`
+   * mode (see the module comment).
+   */
   async #awaitPhaseTwo(targets: readonly PhaseTwoTarget[], decisionRow: PhaseTwoTarget | undefined): Promise<CommitResult> {
     const ctx = this.#host.ctx;
     const phaseTwo = this.#phaseTwo(targets, decisionRow);
     this.#host.track(this.gtridHex, phaseTwo);
+    if (this.#host.phaseTwo === 'background') {
+      // Decided and durable: the outcome is settled; phase two is tracked (close() waits for it).
+      void phaseTwo.catch(() => undefined);
+      return { gtrid: this.gtridHex, mode: 'two-phase', completed: false, heuristics: [] };
+    }
     // close() interrupting phase two is no failure of the commit: the decision is durable.
     const result = await waitAtMost(
       phaseTwo.catch(() => undefined),
@@ -568,6 +579,8 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     };
     let result: PhaseTwoResult;
     try {
+      const delayed = xaDelayPoint('xa.phase-two');
+      if (delayed !== undefined) await delayed;
       if (decisionRow !== undefined) {
         const done = await completeByDecisionRow(ctx, this.gtrid, ordered ?? targets, decisionRow, { ...options, beforeEnd: () => xaCrashPoint('xa.before-end') });
         if (done.completion === 'held') this.#finish('heuristic', 'heuristic');

@@ -62,6 +62,7 @@ export interface ManagerDescription {
     readonly decisionRowRetentionMs: number;
     readonly recoveryIntervalMs: number;
     readonly phaseTwoWaitMs: number;
+    readonly phaseTwo: 'await' | 'background';
   };
   readonly metrics: TransactionManagerMetrics;
   readonly pending: readonly PendingTransactionInfo[];

@@ -54,6 +54,9 @@ export const ORPHAN_SAFETY_MARGIN_MS = 60_000;
 export const DEFAULT_RECOVERY_INTERVAL_MS = 60_000;
 /** Default of `decisionRowRetentionMs`: one day. */
 export const DEFAULT_DECISION_ROW_RETENTION_MS = 24 * 3_600_000;
+/** When `commit()` resolves: after phase two (`await`) or once the decision is durable (`background`). */
+export type PhaseTwoMode = 'await' | 'background';
+
 /** Default wait of `commit()` for phase two before it resolves with `completed: false`. */
 export const DEFAULT_PHASE_TWO_WAIT_MS = 30_000;
 
@@ -107,6 +110,16 @@ export interface TransactionManagerOptions {
    * two continues in the background; `Infinity` waits until it finished. Default {@link DEFAULT_PHASE_TWO_WAIT_MS}.
    */
   readonly phaseTwoWaitMs?: number;
+  /**
+   * When `commit()` of a two-phase transaction resolves. `await` (default): once phase two
+   * finished (or after `phaseTwoWaitMs`). `background`: as soon as the decision is durable,
+   * with `completed: false`, while phase two runs on (retried, tracked, finished by recovery
+   * after a crash). The outcome is settled either way; with `background` a consumer may see the
+   * message (and a reader the row, in `xa` mode) shortly after `commit()` resolved rather than
+   * before. Kafka's coordinator answers a commit the same way, before its transaction markers
+   * are written. Heuristic outcomes found later are logged and counted, not thrown.
+   */
+  readonly phaseTwo?: PhaseTwoMode;
   /**
    * Unique qualifier of broker resources the manager creates itself (on `tx.send(producer, …)`
    * with a producer that has no registered resource). Default `metaq-tm-<nodeName>` (sanitised).
@@ -214,6 +227,7 @@ interface Settings {
   readonly decisionRowRetentionMs: number;
   readonly recoveryIntervalMs: number;
   readonly phaseTwoWaitMs: number;
+  readonly phaseTwo: PhaseTwoMode;
   readonly retry: Required<PhaseTwoRetryOptions>;
   readonly logger: Logger;
   readonly brokerUniqueQualifier: string;
@@ -224,6 +238,12 @@ function checkDuration(name: string, value: number, min: number, allowInfinity =
   if (allowInfinity && value === Number.POSITIVE_INFINITY) return value;
   if (!Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`createTransactionManager: ${name} must be an integer ≥ ${min} (ms), got ${String(value)}`);
   return value;
+}
+
+function checkPhaseTwoMode(mode: PhaseTwoMode | undefined): PhaseTwoMode {
+  if (mode === undefined) return 'await';
+  if (mode !== 'await' && mode !== 'background') throw new InvalidArgumentError(`createTransactionManager: phaseTwo must be 'await' or 'background', got ${JSON.stringify(mode)}`);
+  return mode;
 }
 
 function resolveSettings(options: TransactionManagerOptions): Settings {
@@ -257,6 +277,7 @@ function resolveSettings(options: TransactionManagerOptions): Settings {
     decisionRowRetentionMs: checkDuration('decisionRowRetentionMs', options.decisionRowRetentionMs ?? DEFAULT_DECISION_ROW_RETENTION_MS, 0),
     recoveryIntervalMs: checkDuration('recoveryIntervalMs', options.recoveryIntervalMs ?? DEFAULT_RECOVERY_INTERVAL_MS, 0),
     phaseTwoWaitMs: checkDuration('phaseTwoWaitMs', options.phaseTwoWaitMs ?? DEFAULT_PHASE_TWO_WAIT_MS, 0, true),
+    phaseTwo: checkPhaseTwoMode(options.phaseTwo),
     retry,
     logger,
     brokerUniqueQualifier,
@@ -278,6 +299,7 @@ class TransactionManagerImpl implements TransactionManager, GlobalTransactionHos
   readonly nodeId: Buffer;
   readonly ctx: CoordinatorContext;
   readonly phaseTwoWaitMs: number;
+  readonly phaseTwo: PhaseTwoMode;
   readonly #settings: Settings;
   readonly #options: TransactionManagerOptions;
   readonly #log: TrackedLog;
@@ -302,6 +324,7 @@ class TransactionManagerImpl implements TransactionManager, GlobalTransactionHos
     this.#log = new TrackedLog(log);
     this.#ownsLog = ownsLog;
     this.phaseTwoWaitMs = settings.phaseTwoWaitMs;
+    this.phaseTwo = settings.phaseTwo;
     // A random start makes a gtrid unique even if two runs of this node begin in the same ms.
     this.#sequence = randomBytes(8).readBigUInt64BE() >> 2n;
     this.ctx = {
@@ -547,6 +570,7 @@ class TransactionManagerImpl implements TransactionManager, GlobalTransactionHos
         decisionRowRetentionMs: s.decisionRowRetentionMs,
         recoveryIntervalMs: s.recoveryIntervalMs,
         phaseTwoWaitMs: s.phaseTwoWaitMs,
+        phaseTwo: s.phaseTwo,
       },
       metrics: this.metrics(),
       pending: this.pendingTransactions(),

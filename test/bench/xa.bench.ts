@@ -13,6 +13,7 @@
  * | xa.clients1         | >= 0.75 x PostgreSQL's own 2PC rate, 1 client |
  * | xa.clients8         | >= 0.75 x PostgreSQL's own 2PC rate, 8 clients |
  * | xa-decision-row.clients1/8 | the same transaction in decision-row mode (PostgreSQL commits last, one-phase, with the decision row; no PREPARE TRANSACTION, no coordinator log record), same baseline |
+ * | xa-decision-row-background.clients1/8 | decision-row mode with the manager's `phaseTwo: 'background'`: `commit()` resolves once PostgreSQL committed the decision, the broker's COMMIT follows; the rate counts the time until the last phase two ended, same baseline |
  *
  * PostgreSQL and the broker are private instances started for the run (PostgreSQL with `fsync`,
  * `synchronous_commit` and `full_page_writes` on, defaults
@@ -93,12 +94,25 @@ async function main(): Promise<void> {
     const decisionResource = createPostgresResource({ pool, name: 'bench-decision-row', mode: 'decision-row' });
     await decisionResource.init();
     const tm = await createTransactionManager({ nodeName: 'bench-tm', logDir: join(root, 'tm-log'), resources: [resource, decisionResource], recoveryIntervalMs: 0 });
-    /** XA transactions per second (one row + one message) with the PostgreSQL resource `db`. */
-    const xaRate = async (db: typeof resource, clients: number): Promise<number> => {
+    const background = await createTransactionManager({
+      nodeName: 'bench-tm-background',
+      logDir: join(root, 'tm-background-log'),
+      resources: [decisionResource],
+      recoveryIntervalMs: 0,
+      phaseTwo: 'background',
+    });
+    /**
+     * XA transactions per second (one row + one message) with the PostgreSQL resource `db`.
+     * With a background phase two, the time until every phase two ended counts too.
+     */
+    const xaRate = async (db: typeof resource, clients: number, manager = tm): Promise<number> => {
+      const started = process.hrtime.bigint();
+      let count = 0;
       const value = await rate(clients, async () => {
+        count += 1;
         const id = nextId++;
         const t0 = performance.now();
-        const tx = tm.begin();
+        const tx = manager.begin();
         const marks = new Map<string, number>();
         if (PROBE) tx.onTransition((t) => marks.set(t.to, performance.now()));
         const branch = await tx.enlistPostgres(db);
@@ -111,6 +125,10 @@ async function main(): Promise<void> {
         const t4 = performance.now();
         if (PROBE) { probe.enlist += t1 - t0; probe.query += t2 - t1; probe.send += t3 - t2; probe.commit += t4 - t3; probe.n++; probe.prep += (marks.get('COMMITTING') ?? t4) - t3; probe.p2 += (marks.get('ENDED') ?? t4) - (marks.get('COMMITTING') ?? t4); }
       });
+      if (manager === background) {
+        while (manager.metrics().committingWithoutEnd > 0 || manager.metrics().inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 1));
+        return count / (Number(process.hrtime.bigint() - started) / 1e9);
+      }
       if (PROBE) { console.log(`probe ${db.resourceId} ${clients}: ms/tx enlist ${(probe.enlist / probe.n).toFixed(2)} query ${(probe.query / probe.n).toFixed(2)} send ${(probe.send / probe.n).toFixed(2)} commit ${(probe.commit / probe.n).toFixed(2)} (to the decision ${(probe.prep / probe.n).toFixed(2)}, phase two ${(probe.p2 / probe.n).toFixed(2)})`); Object.assign(probe, { enlist: 0, query: 0, send: 0, commit: 0, n: 0, prep: 0, p2: 0 }); }
       return value;
     };
@@ -122,14 +140,17 @@ async function main(): Promise<void> {
         const onePhase = await pgOnePhaseRate(pool, clients);
         const xa = await xaRate(resource, clients);
         const decisionRow = await xaRate(decisionResource, clients);
+        const decisionRowBackground = await xaRate(decisionResource, clients, background);
         figures.push({ name: `xa.clients${clients}`, value: xa, unit: 'tx/s', baseline: twoPhase, target: '>= 0.75 x PostgreSQL 2PC' });
         figures.push({ name: `xa-decision-row.clients${clients}`, value: decisionRow, unit: 'tx/s', baseline: twoPhase, target: '>= 0.75 x PostgreSQL 2PC' });
+        figures.push({ name: `xa-decision-row-background.clients${clients}`, value: decisionRowBackground, unit: 'tx/s', baseline: twoPhase, target: '>= 0.75 x PostgreSQL 2PC' });
         reference.push(`  PostgreSQL ${clients} client(s): 2PC ${twoPhase.toFixed(0)} tx/s, 1PC ${onePhase.toFixed(0)} tx/s`);
       }
       const m = tm.metrics();
       console.log(`  manager: ${JSON.stringify({ commits: m.commits, lastResourceCommits: m.lastResourceCommits, rollbacks: m.rollbacks, onePhaseCommits: m.onePhaseCommits })}`);
     } finally {
       await tm.close();
+      await background.close();
     }
     for (const line of reference) console.log(line);
     for (const f of figures) console.log(`  target ${f.name}: ${f.target ?? ''}; baseline = PostgreSQL's own 2PC (BEGIN, INSERT, PREPARE TRANSACTION, COMMIT PREPARED)`);

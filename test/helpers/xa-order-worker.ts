@@ -187,6 +187,7 @@ try {
     recoveryIntervalMs: config.recoveryIntervalMs ?? 0,
     ...(config.orphanSafetyIntervalMs === undefined ? {} : { orphanSafetyIntervalMs: config.orphanSafetyIntervalMs }),
     ...(config.decisionRowRetentionMs === undefined ? {} : { decisionRowRetentionMs: config.decisionRowRetentionMs }),
+    ...(config.phaseTwo === undefined ? {} : { phaseTwo: config.phaseTwo }),
     phaseTwoWaitMs: config.phaseTwoWaitMs ?? 2000,
     phaseTwoRetry: { initialDelayMs: 50, maxDelayMs: 1000 },
     defaultTimeoutMs: config.transactionTimeoutMs ?? 20_000,

@@ -24,6 +24,8 @@ export interface XaWorkerConfig {
   readonly postgresMode?: 'xa' | 'decision-row';
   /** The manager's `decisionRowRetentionMs` (decision-row mode housekeeping). Default the manager's (a day). */
   readonly decisionRowRetentionMs?: number;
+  /** The manager's `phaseTwo`: `background` reports an order committed once its decision is durable. Default `await`. */
+  readonly phaseTwo?: 'await' | 'background';
   /** The orders table. Default `xa_orders`. */
   readonly table?: string;
   /** Tag of the orders (column `run`, and in the message). Default the node name. */

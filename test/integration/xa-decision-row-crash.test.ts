@@ -158,4 +158,29 @@ describe('XA decision-row mode: coordinator and broker crashes (real processes, 
     await assertNothingInDoubt(pool, broker.port, { nodeName: node, uniqueQualifier }, 'after the broker crash');
     assert.deepEqual([...(await decisionRowsOf(pool, node))], [], 'no decision row of this node is left behind');
   });
+  it("phaseTwo 'background': the manager SIGKILLed while phase twos run behind resolved commits; recovery completes every order commit() reported", async (t) => {
+    const node = 'dr-background';
+    const uniqueQualifier = `xa-${node}`;
+    // Phase two waits 0-300 ms after commit() resolved, so the kill finds several still to do.
+    const worker = spawnXaWorker(nodeConfig(node, { mode: 'run', run: node, count: 100_000, concurrency: 4, phaseTwo: 'background' }), {
+      env: { METAQ_XA_DELAYS: 'xa.phase-two=300' },
+    });
+    await worker.waitForLine((l) => 'committed' in l && worker.committed.size >= 40, '40 orders reported committed', 60_000);
+    worker.kill('SIGKILL');
+    await worker.waitForExit(10_000).catch(() => undefined);
+    const atKill = await stateOf(node);
+    // Reported committed, the row there (PostgreSQL's commit was the decision), the message not yet.
+    const unfinished = [...worker.committed].filter((id) => atKill.rows.has(orderKey(node, id)) && (atKill.messages.get(orderKey(node, id)) ?? 0) === 0);
+    const { metrics } = await recoverNode(node);
+    const state = await stateOf(node);
+    t.diagnostic(
+      `committed ${worker.committed.size}, of which ${unfinished.length} without their message at the kill; rolled back ${worker.rolledBack.size}, unknown ${worker.failed.size}; ` +
+        `recovery: ${metrics.recoveredCommits} commits, ${metrics.orphanRollbacks} orphan branches rolled back; rows ${state.rows.size}, messages ${state.messages.size}`,
+    );
+    assert.ok(unfinished.length > 0, 'the kill caught orders whose commit() had resolved before their phase two ended');
+    assertOrdersAgree(state, node, worker, 'after the manager crash with background phase two');
+    for (const id of unfinished) assert.equal(state.messages.get(orderKey(node, id)), 1, `order ${id}: its message, once, after recovery`);
+    await assertNothingInDoubt(pool, broker.port, { nodeName: node, uniqueQualifier }, 'after the manager crash with background phase two');
+    assert.deepEqual([...(await decisionRowsOf(pool, node))], [], 'no decision row of this node is left behind');
+  });
 });

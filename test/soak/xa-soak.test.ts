@@ -8,7 +8,9 @@
  * (immediate shutdown) and restarted.
  *
  * Every other manager enlists PostgreSQL in decision-row mode (docs/xa.md): PostgreSQL commits
- * last, one-phase, with the decision row, so both modes are crashed side by side.
+ * last, one-phase, with the decision row, so both modes are crashed side by side. Every third
+ * manager runs with `phaseTwo: 'background'` (it reports an order committed once the decision is
+ * durable, before phase two).
  *
  * Afterwards every manager is stopped, a recover worker per node runs until nothing is pending or
  * prepared, and the orders are checked one by one: every order has exactly one message and every
@@ -57,6 +59,7 @@ interface SoakNode {
   readonly nodeName: string;
   readonly uniqueQualifier: string;
   readonly postgresMode: 'xa' | 'decision-row';
+  readonly phaseTwo: 'await' | 'background';
   readonly incarnations: XaWorker[];
   current: XaWorker | undefined;
 }
@@ -88,6 +91,7 @@ describe('XA soak: managers, broker and PostgreSQL killed at random while orders
       nodeName: node.nodeName,
       uniqueQualifier: node.uniqueQualifier,
       postgresMode: node.postgresMode,
+      phaseTwo: node.phaseTwo,
       decisionRowRetentionMs: 0,
       table: TABLE,
       ...extra,
@@ -97,7 +101,7 @@ describe('XA soak: managers, broker and PostgreSQL killed at random while orders
     const hits = new Map<string, number>();
     const recoverWorkers: XaWorker[] = [];
     let chaos = true;
-    const nodes: SoakNode[] = Array.from({ length: WORKERS }, (_, k) => ({ nodeName: `soak${k}`, uniqueQualifier: `xa-soak${k}`, postgresMode: k % 2 === 1 ? 'decision-row' : 'xa', incarnations: [], current: undefined }));
+    const nodes: SoakNode[] = Array.from({ length: WORKERS }, (_, k) => ({ nodeName: `soak${k}`, uniqueQualifier: `xa-soak${k}`, postgresMode: k % 2 === 1 ? 'decision-row' : 'xa', phaseTwo: k % 3 === 2 ? 'background' : 'await', incarnations: [], current: undefined }));
 
     /** Starts the next incarnation of `node`; sometimes with a random crash point armed. */
     const spawnIncarnation = (node: SoakNode): void => {

@@ -222,6 +222,27 @@ describe('two-phase commit', () => {
     await tm.close();
   });
 
+  it("phaseTwo 'background': resolves once COMMITTING is durable, before any participant committed; phase two finishes behind it, close() waits for it", async () => {
+    const { journal, db, broker, log, tm } = await setup({ phaseTwo: 'background', phaseTwoRetry: { initialDelayMs: 10, maxDelayMs: 10, jitter: 0 } });
+    db.script.commitFailures = [rmfail(), rmfail(), rmfail()];
+    const tx = tm.begin();
+    (await tx.enlist(broker)).work();
+    (await tx.enlist(db)).work();
+    const result = await tx.commit();
+    assert.deepEqual(result, { gtrid: tx.gtridHex, mode: 'two-phase', completed: false, heuristics: [] });
+    assert.ok(indexOf(journal, `log committing ${tx.gtridHex}`) >= 0, 'the decision was durable when commit() resolved');
+    assert.equal(db.committed.size, 0, 'PostgreSQL had not committed yet');
+    assert.equal(tm.metrics().committingWithoutEnd, 1);
+    await tm.close();
+    assert.equal(db.committed.size, 1, 'close() let phase two finish');
+    assert.equal(broker.committed.size, 1);
+    assert.equal(log.inner.pendingCount, 0, 'END written');
+  });
+
+  it("phaseTwo must be 'await' or 'background'", async () => {
+    await assert.rejects(setup({ phaseTwo: 'later' as never }), /phaseTwo must be 'await' or 'background'/);
+  });
+
   it('records a heuristic outcome contrary to the decision, keeps the entry, and rejects', async () => {
     const { journal, broker, db, log, tm } = await setup();
     broker.script.commitOutcome = 'heuristic-rollback';
