@@ -252,6 +252,30 @@ describe('decision-row resource against a real PostgreSQL', () => {
     assert.equal(await rowOf(xid), 'C');
   });
 
+  it('the decision commit is synchronous although the server runs with synchronous_commit = off (an acknowledged decision survives a crash)', async () => {
+    // Observable without a crash: with a synchronous standby named that never connects, a commit
+    // that asks for a synchronous commit waits for it, an asynchronous one does not.
+    assert.equal((await adminQuery<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")).rows[0]?.s, 'off', 'the test server commits asynchronously');
+    await adminQuery("ALTER SYSTEM SET synchronous_standby_names = 'metaq_test_ghost'");
+    await adminQuery('SELECT pg_reload_conf()');
+    let committing: Promise<void> | undefined;
+    try {
+      await waitFor(async () => (await adminQuery<{ s: string }>("SELECT current_setting('synchronous_standby_names') AS s")).rows[0]?.s === 'metaq_test_ghost', { timeoutMs: 5000, intervalMs: 20, what: 'the setting reloaded' });
+      await adminQuery('CREATE TABLE IF NOT EXISTS sync_probe (n int)');
+      await adminQuery('INSERT INTO sync_probe VALUES (1)'); // an ordinary commit here does not wait
+      const xid = newXid();
+      const branch = await branchWith(xid, 290);
+      await branch.end(true);
+      committing = branch.commitAsDecision();
+      assert.equal(await stillPendingAfter(committing, 700), 'pending', 'the decision commit waits for its WAL flush (here: for the synchronous standby)');
+    } finally {
+      await adminQuery('ALTER SYSTEM RESET synchronous_standby_names');
+      await adminQuery('SELECT pg_reload_conf()');
+    }
+    await committing;
+    assert.equal(await valueCount(290), 1);
+  });
+
   it('claimRollback of an unknown gtrid writes A and answers rollback (idempotently)', async () => {
     const xid = newXid();
     const hex = gtridHex(xid.globalTransactionId);

@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import pg from 'pg';
 import { XaCode } from '../../src/client/transaction/xa-codes.js';
 import { InvalidArgumentError, XaError } from '../../src/common/errors.js';
-import { createPostgresResource, decisionKeyOf, type PostgresResource, type PostgresResourceOptions } from '../../src/xa/postgres/index.js';
+import { createPostgresResource, decisionKeyOf, DURABLE_COMMIT_SETTING, type PostgresResource, type PostgresResourceOptions } from '../../src/xa/postgres/index.js';
 import { isDecisionKeeper, isLastResourceBranch } from '../../src/xa/resource.js';
 import { branchXid, gtridHex, makeGtrid, nodeIdOf, type Xid } from '../../src/xa/xid.js';
 
@@ -60,11 +60,11 @@ class FakeClient extends EventEmitter {
 function defaultAnswer(text: string, client: FakeClient): Answer {
   if (text.endsWith('; COMMIT')) {
     client.txStatus = 'I';
-    return [{ command: 'INSERT', rowCount: 1 }, { command: 'COMMIT' }];
+    return [{ command: 'SELECT', rowCount: 1 }, { command: 'INSERT', rowCount: 1 }, { command: 'COMMIT' }];
   }
   if (text.startsWith('BEGIN')) {
     client.txStatus = 'T';
-    return text.includes(';') ? [{ command: 'BEGIN' }, { command: 'SET' }] : { command: 'BEGIN' };
+    return text.includes(';') ? [{ command: 'BEGIN' }, { command: 'SET' }, { command: 'SELECT', rowCount: 1 }] : { command: 'BEGIN' };
   }
   const verb = text.split(' ')[0] ?? '';
   if (verb === 'COMMIT' || verb === 'ROLLBACK') client.txStatus = 'I';
@@ -95,7 +95,7 @@ function pgError(code: string, extra: Record<string, unknown> = {}, message = `e
 const GTRID = makeGtrid({ nodeId: nodeIdOf('unit'), startedAtMs: 1_700_000_000_000, sequence: 1n });
 const XID: Xid = branchXid(GTRID, 1);
 const KEY = decisionKeyOf(GTRID);
-const COMMIT_STATEMENT = `INSERT INTO "metaq_xa_decision" (gtrid, outcome) VALUES ('${KEY}', 'C'); COMMIT`;
+const COMMIT_STATEMENT = `${DURABLE_COMMIT_SETTING}; INSERT INTO "metaq_xa_decision" (gtrid, outcome) VALUES ('${KEY}', 'C'); COMMIT`;
 
 function setUp(script?: Script, options: Partial<PostgresResourceOptions> = {}): { pool: FakePool; resource: PostgresResource } {
   const pool = new FakePool(script);
@@ -174,7 +174,7 @@ describe('xa postgres decision-row: commitAsDecision (fake pool)', () => {
     const branch = await resource.begin(XID);
     await branch.query('SELECT 1');
     await branch.commitAsDecision();
-    assert.equal(pool.clients[0]?.statements[2], `INSERT INTO "ops"."Decisions" (gtrid, outcome) VALUES ('${KEY}', 'C'); COMMIT`);
+    assert.equal(pool.clients[0]?.statements[2], `${DURABLE_COMMIT_SETTING}; INSERT INTO "ops"."Decisions" (gtrid, outcome) VALUES ('${KEY}', 'C'); COMMIT`);
   });
 
   it('the key held by a rollback claim (23505 on the decision table) → XA_RBROLLBACK, ROLLBACK, released', async () => {
@@ -207,7 +207,7 @@ describe('xa postgres decision-row: commitAsDecision (fake pool)', () => {
   });
 
   it('COMMIT answering ROLLBACK (an aborted block) → XA_RBROLLBACK', async () => {
-    const { resource } = setUp((text) => (text.endsWith('; COMMIT') ? [{ command: 'INSERT', rowCount: 1 }, { command: 'ROLLBACK' }] : undefined));
+    const { resource } = setUp((text) => (text.endsWith('; COMMIT') ? [{ command: 'SELECT', rowCount: 1 }, { command: 'INSERT', rowCount: 1 }, { command: 'ROLLBACK' }] : undefined));
     const branch = await resource.begin(XID);
     await branch.query('SELECT 1');
     await assert.rejects(branch.commitAsDecision(), isXa(XaCode.XA_RBROLLBACK, /answered ROLLBACK instead of COMMIT/));
@@ -334,7 +334,7 @@ describe('xa postgres decision-row: the resource side (fake pool)', () => {
     );
     const client = pool.clients[0];
     assert.deepEqual(client?.statements, [
-      "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '1234ms'",
+      `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '1234ms'; ${DURABLE_COMMIT_SETTING}`,
       `INSERT INTO "metaq_xa_decision" (gtrid, outcome) SELECT k, 'A' FROM unnest($1::text[]) AS k ORDER BY k ON CONFLICT (gtrid) DO NOTHING`,
       'SELECT gtrid, outcome FROM "metaq_xa_decision" WHERE gtrid = ANY($1::text[])',
       'COMMIT',

@@ -27,14 +27,32 @@ import type { LiteralEscaper } from './gid.js';
 export const SQLSTATE_UNIQUE_VIOLATION = '23505';
 
 /**
- * `INSERT INTO <table> (gtrid, outcome) VALUES ('<key>', 'C'); COMMIT` — no bind parameters
- * (a multi-statement query cannot take any), the key escaped by `escaper`.
+ * Makes the COMMIT of the current transaction wait for its WAL flush when the session has
+ * `synchronous_commit = off` (a stronger setting, e.g. `remote_apply`, is kept): `set_config`
+ * with `is_local` is `SET LOCAL`, so it ends with the transaction.
+ *
+ * Why: this commit IS the global decision, and the broker branch is committed once it is
+ * acknowledged. With `synchronous_commit = off` (a common tuning, per server, database, role or
+ * session) PostgreSQL acknowledges a commit before its WAL is on disk, and a crash can lose it:
+ * the order row and the decision row vanish while the message has been committed (the XA soak
+ * found exactly that against a test server running with it off). `PREPARE TRANSACTION` and
+ * `COMMIT PREPARED` always flush, which is why mode `xa` never needed this.
+ */
+export const DURABLE_COMMIT_SETTING =
+  "SELECT set_config('synchronous_commit', CASE current_setting('synchronous_commit') WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, true)";
+
+/**
+ * `<durable commit setting>; INSERT INTO <table> (gtrid, outcome) VALUES ('<key>', 'C'); COMMIT`
+ * — no bind parameters (a multi-statement query cannot take any), the key escaped by `escaper`.
  *
  * @throws InvalidArgumentError for a key outside `[A-Za-z0-9+/=_]`.
  */
 export function decisionCommitStatement(escaper: LiteralEscaper, table: DecisionTableSql, key: string): string {
-  return `${table.commitRow(decisionKeyLiteral(escaper, key))}; COMMIT`;
+  return `${DURABLE_COMMIT_SETTING}; ${table.commitRow(decisionKeyLiteral(escaper, key))}; COMMIT`;
 }
+
+/** How many results node-pg gives for {@link decisionCommitStatement}: the setting, the INSERT, the COMMIT. */
+const DECISION_COMMIT_RESULTS = 3;
 
 /**
  * The command tag of the statement that ended the block, from what node-pg answered to
@@ -42,8 +60,8 @@ export function decisionCommitStatement(escaper: LiteralEscaper, table: Decision
  * block had failed), or undefined when the answer has another shape (the outcome is then unknown).
  */
 export function decisionCommitEndTag(result: unknown): string | undefined {
-  if (!Array.isArray(result) || result.length !== 2) return undefined;
-  const last = (result as unknown[])[1] as Partial<QueryResult> | undefined;
+  if (!Array.isArray(result) || result.length !== DECISION_COMMIT_RESULTS) return undefined;
+  const last = (result as unknown[])[DECISION_COMMIT_RESULTS - 1] as Partial<QueryResult> | undefined;
   return typeof last?.command === 'string' ? last.command : undefined;
 }
 

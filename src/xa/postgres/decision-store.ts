@@ -25,6 +25,7 @@ import { ConfigError, XaError } from '../../common/errors.js';
 import type { MarkerPage, RecordedDecision } from '../resource.js';
 import { belongsToNode, gtridHex, METAQ_TM_FORMAT_ID, type Xid } from '../xid.js';
 import { sqlStateOf } from './connection-errors.js';
+import { DURABLE_COMMIT_SETTING } from './decision-commit.js';
 import { decisionKeyOf, decisionKeyPatterns, MAX_GTRID_BYTES, parseDecisionKey, recordedDecisionOf, type DecisionTableSql } from './decision-table.js';
 import { describePgError, phaseTwoFailure, SQLSTATE_UNDEFINED_TABLE } from './error-mapping.js';
 import { MARKER_DELETE_BATCH } from './marker-table.js';
@@ -125,7 +126,8 @@ export class DecisionStore {
       const client = pinned.client;
       try {
         // Parameterless, so BEGIN and SET LOCAL share a round trip; the number is an integer.
-        await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '${this.#claimWaitMs}ms'`);
+        // The claim is a decision too: its COMMIT must be durable whatever synchronous_commit says.
+        await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '${this.#claimWaitMs}ms'; ${DURABLE_COMMIT_SETTING}`);
         await client.query(this.#sql.claim, [batch]);
         const rows = (await client.query<{ gtrid: string; outcome: string }>(this.#sql.outcomes, [batch])).rows;
         const commit = await client.query('COMMIT');

@@ -26,5 +26,5 @@ export {
   type DecisionOutcomeCode,
   type DecisionTableSql,
 } from './decision-table.js';
-export { decisionCommitEndTag, decisionCommitFailure, decisionCommitStatement, isDecisionKeyConflict } from './decision-commit.js';
+export { decisionCommitEndTag, decisionCommitFailure, decisionCommitStatement, DURABLE_COMMIT_SETTING, isDecisionKeyConflict } from './decision-commit.js';
 export { DECISION_ROW_BQUAL, DEFAULT_CLAIM_WAIT_MS, MAX_CLAIM_WAIT_MS } from './decision-store.js';
