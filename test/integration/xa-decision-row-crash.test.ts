@@ -178,7 +178,10 @@ describe('XA decision-row mode: coordinator and broker crashes (real processes, 
         `recovery: ${metrics.recoveredCommits} commits, ${metrics.orphanRollbacks} orphan branches rolled back; rows ${state.rows.size}, messages ${state.messages.size}`,
     );
     assert.ok(unfinished.length > 0, 'the kill caught orders whose commit() had resolved before their phase two ended');
-    assertOrdersAgree(state, node, worker, 'after the manager crash with background phase two');
+    // The SIGKILL leaves up to `concurrency` orders unreported: decided or not, each is in both or in neither.
+    const keys = (ids: Iterable<number>): string[] => [...ids].map((id) => orderKey(node, id));
+    assertAgreement(state, { committed: keys(worker.committed), absent: keys(worker.rolledBack) }, 'after the manager crash with background phase two');
+    assert.ok(state.rows.size <= worker.committed.size + 4, `at most the 4 orders in flight at the kill exist unreported (${state.rows.size} rows, ${worker.committed.size} reported)`);
     for (const id of unfinished) assert.equal(state.messages.get(orderKey(node, id)), 1, `order ${id}: its message, once, after recovery`);
     await assertNothingInDoubt(pool, broker.port, { nodeName: node, uniqueQualifier }, 'after the manager crash with background phase two');
     assert.deepEqual([...(await decisionRowsOf(pool, node))], [], 'no decision row of this node is left behind');
