@@ -3,11 +3,12 @@
  * they come, and tells how it ended (exit code, or the signal that killed it — SIGKILL at an
  * armed crash point).
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { XA_CRASH_POINT_ENV } from '../../src/xa/index.js';
-import type { XaWorkerConfig, XaWorkerLine } from './xa-worker-protocol.js';
+import { XA_CRASH_POINT_ENV, type TransactionManagerMetrics } from '../../src/xa/index.js';
+import { isRecoveredLine, type XaWorkerConfig, type XaWorkerLine } from './xa-worker-protocol.js';
 
 const WORKER = fileURLToPath(new URL('./xa-order-worker.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -167,6 +168,18 @@ export async function runXaWorker(config: XaWorkerConfig, options: SpawnXaWorker
   const worker = spawnXaWorker(config, options);
   await worker.waitForExit(options.timeoutMs ?? 90_000);
   return worker;
+}
+
+/**
+ * Runs a worker in `recover` mode (`config.mode` must be `recover`) to its end and asserts that it
+ * converged: exit 0 and a final "recovered" line. Returns the worker and its manager's metrics.
+ */
+export async function runRecoverWorker(config: XaWorkerConfig): Promise<{ worker: XaWorker; metrics: TransactionManagerMetrics }> {
+  const worker = await runXaWorker(config, { timeoutMs: 60_000 });
+  assert.equal(worker.exit?.code, 0, `the recover worker of ${config.nodeName} must converge and exit 0\n${worker.describe()}`);
+  const last = worker.lines.find(isRecoveredLine);
+  assert.ok(last !== undefined && last.recovered, `no "recovered" line\n${worker.describe()}`);
+  return { worker, metrics: last.metrics };
 }
 
 /** SIGKILLs every worker still running (for `after` hooks) and waits for them. */

@@ -27,8 +27,8 @@ import type { TxBrokerHome, TxBrokerRun } from '../helpers/tx-wire.js';
 import { assertAgreement, assertNothingInDoubt, brokerBranchesOf, decisionRowsOf, readOrderState, type OrderState } from '../helpers/xa-agreement.js';
 import { startXaRig, stopXaRig } from '../helpers/xa-rig.js';
 import { assertOrdersAgree, runOrdersThroughBrokerKill } from '../helpers/xa-broker-kill.js';
-import { runXaWorker, spawnXaWorker, type XaWorker } from '../helpers/xa-worker-process.js';
-import { isRecoveredLine, orderKey, type XaWorkerConfig } from '../helpers/xa-worker-protocol.js';
+import { runRecoverWorker, runXaWorker, spawnXaWorker, type XaWorker } from '../helpers/xa-worker-process.js';
+import { orderKey, type XaWorkerConfig } from '../helpers/xa-worker-protocol.js';
 
 const TABLE = 'xa_orders';
 const ORPHAN_SAFETY_MS = 300;
@@ -76,12 +76,8 @@ describe('XA decision-row mode: coordinator and broker crashes (real processes, 
     return { brokerUrl, databaseUrl: pgServer.connectionString, logDir: join(root.path, `log-${nodeName}`), nodeName, table: TABLE, postgresMode: 'decision-row', ...extra };
   }
 
-  async function recoverNode(nodeName: string): Promise<{ worker: XaWorker; metrics: TransactionManagerMetrics }> {
-    const worker = await runXaWorker(nodeConfig(nodeName, { mode: 'recover', orphanSafetyIntervalMs: ORPHAN_SAFETY_MS, decisionRowRetentionMs: 0, recoverDeadlineMs: 30_000 }), { timeoutMs: 60_000 });
-    assert.equal(worker.exit?.code, 0, `the recover worker of ${nodeName} must converge and exit 0\n${worker.describe()}`);
-    const last = worker.lines.find(isRecoveredLine);
-    assert.ok(last !== undefined && last.recovered, `no "recovered" line\n${worker.describe()}`);
-    return { worker, metrics: last.metrics };
+  function recoverNode(nodeName: string): Promise<{ worker: XaWorker; metrics: TransactionManagerMetrics }> {
+    return runRecoverWorker(nodeConfig(nodeName, { mode: 'recover', orphanSafetyIntervalMs: ORPHAN_SAFETY_MS, decisionRowRetentionMs: 0, recoverDeadlineMs: 30_000 }));
   }
 
   function keys(run: string, ids: Iterable<number>): string[] {
@@ -179,8 +175,7 @@ describe('XA decision-row mode: coordinator and broker crashes (real processes, 
     );
     assert.ok(unfinished.length > 0, 'the kill caught orders whose commit() had resolved before their phase two ended');
     // The SIGKILL leaves up to `concurrency` orders unreported: decided or not, each is in both or in neither.
-    const keys = (ids: Iterable<number>): string[] => [...ids].map((id) => orderKey(node, id));
-    assertAgreement(state, { committed: keys(worker.committed), absent: keys(worker.rolledBack) }, 'after the manager crash with background phase two');
+    assertAgreement(state, { committed: keys(node, worker.committed), absent: keys(node, worker.rolledBack) }, 'after the manager crash with background phase two');
     assert.ok(state.rows.size <= worker.committed.size + 4, `at most the 4 orders in flight at the kill exist unreported (${state.rows.size} rows, ${worker.committed.size} reported)`);
     for (const id of unfinished) assert.equal(state.messages.get(orderKey(node, id)), 1, `order ${id}: its message, once, after recovery`);
     await assertNothingInDoubt(pool, broker.port, { nodeName: node, uniqueQualifier }, 'after the manager crash with background phase two');
