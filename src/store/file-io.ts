@@ -31,6 +31,36 @@ export function writevAll(fd: number, buffers: readonly Buffer[], position: numb
   });
 }
 
+/**
+ * Writes all `buffers` at `position` synchronously, on the calling thread (handles short writes).
+ * Only for small writes into the page cache, where a thread-pool hop costs more than the write
+ * (see "Why a synchronous write" in partition-log.ts and tx-journal.ts).
+ * @throws the `fs` error of the failed call; bytes before it may have reached the file.
+ */
+export function writevAllSync(fd: number, buffers: readonly Buffer[], position: number): void {
+  let total = 0;
+  for (const b of buffers) total += b.length;
+  let written = 0;
+  let rest = buffers;
+  for (;;) {
+    const n = fs.writevSync(fd, rest as Buffer[], position + written);
+    if (n <= 0) throw new Error(`writev wrote ${n} of ${total - written} bytes`);
+    written += n;
+    if (written >= total) return;
+    // A short write (rare on regular files): write the rest.
+    const remaining: Buffer[] = [];
+    let skip = n;
+    for (const b of rest) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        remaining.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    rest = remaining;
+  }
+}
+
 /** Reads up to `length` bytes at `position`; the result is shorter only at end of file. */
 export function readAt(fd: number, length: number, position: number): Promise<Buffer> {
   const buffer = Buffer.allocUnsafe(length);

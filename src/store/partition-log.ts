@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import type { Logger } from '../common/logger.js';
 import { StoreClosedError, StoreCorruptError, StoreIoError, InvalidArgumentError } from '../common/errors.js';
-import { fdatasync, fsyncDirectory, readAt, writevAll } from './file-io.js';
+import { fdatasync, fsyncDirectory, readAt, writevAll, writevAllSync } from './file-io.js';
 import { FlushCounter, isGroupCommit, type FlushSettings } from './flush-policy.js';
 import { encodeRecordHeader, RECORD_HEADER_SIZE, type RecordInput } from '../protocol/record.js';
 import { scanSegment } from './recovery.js';
@@ -264,25 +264,7 @@ export class PartitionLog {
     const segment = this.#active;
     const position = segment.size;
     try {
-      let written = 0;
-      let rest = buffers;
-      for (;;) {
-        const n = fs.writevSync(segment.fd, rest as Buffer[], position + written);
-        if (n <= 0) throw new Error(`writev wrote ${n} of ${bytes - written} bytes`);
-        written += n;
-        if (written >= bytes) break;
-        // A short write (rare on regular files): write the rest.
-        const remaining: Buffer[] = [];
-        let skip = n;
-        for (const b of rest) {
-          if (skip >= b.length) skip -= b.length;
-          else {
-            remaining.push(skip > 0 ? b.subarray(skip) : b);
-            skip = 0;
-          }
-        }
-        rest = remaining;
-      }
+      writevAllSync(segment.fd, buffers, position);
     } catch (error) {
       const failure = new StoreIoError(`writing to ${segment.path} failed`, error);
       try {

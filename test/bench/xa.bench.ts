@@ -18,7 +18,9 @@
  * PostgreSQL and the broker are private instances started for the run (PostgreSQL with `fsync`,
  * `synchronous_commit` and `full_page_writes` on, defaults
  * otherwise; the broker with `unflushThreshold=1000`, so the broker's cost is its transaction log).
- * Environment: METAQ_BENCH_SECONDS (per figure, default 5), METAQ_BENCH_DIR; XA_PROBE=1 also prints
+ * Every figure, the baselines included, is measured after a warm-up of the same loop that is not
+ * counted (see bench:tx).
+ * Environment: METAQ_BENCH_SECONDS (per figure, default 5), METAQ_BENCH_WARMUP_SECONDS (default 2), METAQ_BENCH_DIR; XA_PROBE=1 also prints
  * where a transaction spends its time (enlist, query, send, prepare + decision, phase two).
  */
 import fs from 'node:fs';
@@ -33,11 +35,18 @@ import { startPostgres } from '../helpers/postgres-server.js';
 import { formatBenchLine, measureConcurrentRate, type BenchFigure } from './bench-report.js';
 
 const SECONDS = Number(process.env['METAQ_BENCH_SECONDS'] ?? 5);
+const WARMUP_SECONDS = Number(process.env['METAQ_BENCH_WARMUP_SECONDS'] ?? 2);
 const root = fs.mkdtempSync(join(process.env['METAQ_BENCH_DIR'] ?? os.tmpdir(), 'metaq-bench-xa-'));
 const data = Buffer.alloc(1024, 7);
 
-/** Operations per second of `clients` concurrent loops of `step`, for SECONDS. */
-function rate(clients: number, step: (client: number, n: number) => Promise<void>): Promise<number> {
+/**
+ * Operations per second of `clients` concurrent loops of `step`, for SECONDS, after a warm-up of
+ * WARMUP_SECONDS that is not counted (unoptimised JavaScript in the manager and the broker, and
+ * fresh files, are not the steady state; bench:tx explains).
+ */
+async function rate(clients: number, step: (client: number, n: number) => Promise<void>, afterWarmup?: () => Promise<void>): Promise<number> {
+  await measureConcurrentRate(WARMUP_SECONDS, clients, step);
+  await afterWarmup?.();
   return measureConcurrentRate(SECONDS, clients, step);
 }
 
@@ -105,9 +114,19 @@ async function main(): Promise<void> {
      * XA transactions per second (one row + one message) with the PostgreSQL resource `db`.
      * With a background phase two, the time until every phase two ended counts too.
      */
+    const drained = async (manager: typeof tm): Promise<void> => {
+      while (manager.metrics().committingWithoutEnd > 0 || manager.metrics().inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    };
     const xaRate = async (db: typeof resource, clients: number, manager = tm): Promise<number> => {
-      const started = process.hrtime.bigint();
+      let started = process.hrtime.bigint();
       let count = 0;
+      const restart = async (): Promise<void> => {
+        // The warm-up's background phase twos finish before the measured period starts.
+        await drained(manager);
+        started = process.hrtime.bigint();
+        count = 0;
+        Object.assign(probe, { enlist: 0, query: 0, send: 0, commit: 0, n: 0, prep: 0, p2: 0 });
+      };
       const value = await rate(clients, async () => {
         count += 1;
         const id = nextId++;
@@ -124,9 +143,9 @@ async function main(): Promise<void> {
         await tx.commit();
         const t4 = performance.now();
         if (PROBE) { probe.enlist += t1 - t0; probe.query += t2 - t1; probe.send += t3 - t2; probe.commit += t4 - t3; probe.n++; probe.prep += (marks.get('COMMITTING') ?? t4) - t3; probe.p2 += (marks.get('ENDED') ?? t4) - (marks.get('COMMITTING') ?? t4); }
-      });
+      }, restart);
       if (manager === background) {
-        while (manager.metrics().committingWithoutEnd > 0 || manager.metrics().inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 1));
+        await drained(manager);
         return count / (Number(process.hrtime.bigint() - started) / 1e9);
       }
       if (PROBE) { console.log(`probe ${db.resourceId} ${clients}: ms/tx enlist ${(probe.enlist / probe.n).toFixed(2)} query ${(probe.query / probe.n).toFixed(2)} send ${(probe.send / probe.n).toFixed(2)} commit ${(probe.commit / probe.n).toFixed(2)} (to the decision ${(probe.prep / probe.n).toFixed(2)}, phase two ${(probe.p2 / probe.n).toFixed(2)})`); Object.assign(probe, { enlist: 0, query: 0, send: 0, commit: 0, n: 0, prep: 0, p2: 0 }); }

@@ -11,6 +11,7 @@
  *   short write: the first half of the bytes reaches the file, then the call fails, as a write
  *   that runs out of space midway does; the restart finds a torn tail). Every `writev` counts,
  *   including the journal's own preallocation writes.
+ *   A synchronous write (`writevSync`) is a write like any other.
  *   A durable write (`writevDurable`: one write on an `O_DSYNC` descriptor, which the journal
  *   uses instead of write + fdatasync when a batch must be on disk) is both a write and a sync,
  *   so it counts as a call for either point. With `txlog.fdatasync` the bytes reach the file and
@@ -137,6 +138,7 @@ export function faultyJournalIo(real: JournalIo, fault: JournalFault, options: F
     return true;
   };
   const durable = real.writevDurable;
+  const writeSync = real.writevSync;
   if (fault.point === 'txlog.fdatasync') {
     return {
       ...real,
@@ -160,12 +162,27 @@ export function faultyJournalIo(real: JournalIo, fault: JournalFault, options: F
     if (prefix.length > 0) await write(fd, [prefix], position);
     throw systemCallError(fault.errno, 'write');
   };
+  /** The same short write, on the calling thread. */
+  const shortWriteSync = (write: NonNullable<JournalIo['writevSync']>, fd: number, buffers: readonly Buffer[], position: number): never => {
+    const total = buffers.reduce((sum, b) => sum + b.length, 0);
+    const prefix = Buffer.concat(buffers as Buffer[]).subarray(0, Math.floor(total / 2));
+    if (prefix.length > 0) write(fd, [prefix], position);
+    throw systemCallError(fault.errno, 'write');
+  };
   return {
     ...real,
     writev: (fd, buffers, position) => (hit() ? shortWrite(real.writev, fd, buffers, position) : real.writev(fd, buffers, position)),
     ...(durable === undefined
       ? {}
       : { writevDurable: (fd: number, buffers: readonly Buffer[], position: number) => (hit() ? shortWrite(durable, fd, buffers, position) : durable(fd, buffers, position)) }),
+    ...(writeSync === undefined
+      ? {}
+      : {
+          writevSync: (fd: number, buffers: readonly Buffer[], position: number) => {
+            if (hit()) shortWriteSync(writeSync, fd, buffers, position);
+            writeSync(fd, buffers, position);
+          },
+        }),
   };
 }
 

@@ -3,7 +3,7 @@
  * fsync failures (transactions.md §5.7 asks for fault injection at every crash point).
  * Production code always uses {@link defaultJournalIo}.
  */
-import { fdatasync, writevAll } from '../../store/file-io.js';
+import { fdatasync, writevAll, writevAllSync } from '../../store/file-io.js';
 import { journalIoFromEnvironment } from './journal-faults.js';
 
 /** The journal's write-path I/O. */
@@ -21,13 +21,19 @@ export interface JournalIo {
    * `fdatasync` (see "Why O_DSYNC" in tx-journal.ts).
    */
   readonly writevDurable?: (fd: number, buffers: readonly Buffer[], position: number) => Promise<void>;
+  /**
+   * Writes all `buffers` at `position` of `fd` on the calling thread (see "Why a synchronous
+   * write" in tx-journal.ts); throws what the failed call threw. Optional: without it every
+   * write goes through `writev`.
+   */
+  readonly writevSync?: (fd: number, buffers: readonly Buffer[], position: number) => void;
 }
 
 /**
  * The real thing: `writevAll` and `fdatasync` from `src/store/file-io.ts`. The durable write is
  * `writevAll` too: the durability comes from the `O_DSYNC` descriptor the journal passes it.
  */
-const realJournalIo: JournalIo = { writev: writevAll, fdatasync, writevDurable: writevAll } as const;
+const realJournalIo: JournalIo = { writev: writevAll, fdatasync, writevDurable: writevAll, writevSync: writevAllSync } as const;
 
 /**
  * What every journal uses unless a test passes its own `io`: {@link realJournalIo}, or — only
@@ -42,9 +48,9 @@ export const defaultJournalIo: JournalIo = journalIoFromEnvironment(realJournalI
 /**
  * The I/O of a journal opened with `override` (a test's replacement of some calls): the default
  * for the calls it does not replace, EXCEPT the durable write, used only when the override
- * provides it too. A test that replaces `writev` or `fdatasync` expects every write and every
- * sync of the journal to go through its functions; a durable write from the default would
- * bypass them.
+ * provides it too, and likewise the synchronous write. A test that replaces `writev` or
+ * `fdatasync` expects every write and every sync of the journal to go through its functions; a
+ * durable or synchronous write from the default would bypass them.
  */
 export function journalIoWith(override: Partial<JournalIo> | undefined): JournalIo {
   if (override === undefined) return defaultJournalIo;
