@@ -34,6 +34,7 @@ import {
   type TransactionKind,
   type TransactionStateName,
 } from '../../src/transaction/transaction-state.js';
+import { resultText } from '../helpers/raw-client.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import {
   adminList,
@@ -343,6 +344,50 @@ describe('broker transactions over the wire (one metaq-server process, raw frame
     } finally {
       client.raw.socket.off('data', record);
     }
+  });
+
+  it("a read that carries one transaction's PREPARE and another's BEGIN and put: the other's answers do not wait for the PREPARE", async () => {
+    // The PREPARE forces a record of ~3.6 MiB (milliseconds of disk), so an answer held behind it
+    // arrives in the same socket read as its answer; one sent at once arrives well before it.
+    const slow = xaKey(unique('held-slow'), 'rm-held');
+    assertOk(await client.begin(slow));
+    for (let i = 0; i < 4; i++) {
+      const tag = unique('held-slow-');
+      await client.put(slow, 'orders', 0, payloadBytes(tag, 900 * 1024));
+      aborted.add(tag);
+    }
+    assertOk(await client.tx(slow, 'END'));
+    let reads = 0;
+    const count = (): void => void (reads += 1);
+    client.raw.socket.on('data', count);
+    const other = localKey(unique('held-other'), 1);
+    const tag = unique('held-other-');
+    try {
+      // One write, one read at the broker; each answer notes the socket read that brought it (a
+      // promise continuation runs after the 'data' listeners of its read, before the next read).
+      const requests: { header: string; body?: Buffer }[] = [
+        { header: TxClient.txHeader(slow, 'PREPARE') },
+        { header: TxClient.txHeader(other, 'BEGIN', { timeout: 30 }) },
+        TxClient.putRequest(other, 'test', 0, payloadBytes(tag)),
+      ];
+      const opaques = requests.map(() => client.nextOpaque());
+      const arrivals = opaques.map((opaque) => client.raw.request(Buffer.alloc(0), opaque).then((frame) => ({ answer: resultText(frame), read: reads })));
+      client.raw.write(Buffer.concat(requests.flatMap((r, i) => [Buffer.from(`${r.header} ${opaques[i]}\r\n`), ...(r.body === undefined ? [] : [r.body])])));
+      const [prepared, begun, put] = await Promise.all(arrivals);
+      assert.ok(prepared !== undefined && begun !== undefined && put !== undefined);
+      assert.equal(prepared.answer.text, '0', `PREPARE answers XA_OK: ${prepared.answer.text}`);
+      assertOk(begun.answer);
+      assert.equal(put.answer.code, 200, put.answer.text);
+      assert.ok(
+        put.read < prepared.read && begun.read < prepared.read,
+        `BEGIN and the put of another transaction were answered with the PREPARE (reads ${begun.read}, ${put.read}, ${prepared.read})`,
+      );
+    } finally {
+      client.raw.socket.off('data', count);
+    }
+    assertOk(await client.tx(slow, 'ROLLBACK'));
+    assertOk(await client.tx(other, 'COMMIT_ONE_PHASE'));
+    committed.add(tag);
   });
 
   it('a local transaction belongs to its connection: a put or COMMIT from another one is refused (ROLLBACK is not); closing the owner rolls it back', async () => {

@@ -4,12 +4,18 @@
  * go out in a different order than the requests came, as in MetaQ).
  *
  * One exception to "as soon as it is ready": the answers to the requests of one read that
- * also carried a transaction-ending command (commit, prepare, rollback) go out with that
- * command's answer. A client sends `BEGIN`, its puts and `COMMIT` together only when it waits
- * for the commit anyway (the library does, producer-transaction.ts), so the earlier answers
- * gain nothing by going first, and writing them separately cost a socket write per
- * transaction, and for a single client it delayed the journal write behind it. The wait is
+ * belong to a transaction whose ending command (commit, prepare, rollback) came in the same read
+ * go out with that command's answer. A client sends `BEGIN`, its puts and `COMMIT` together only
+ * when it waits for the commit anyway (the library does, producer-transaction.ts), so the
+ * earlier answers gain nothing by going first, and writing them separately cost a socket write
+ * per transaction, and for a single client it delayed the journal write behind it. The wait is
  * bounded by that one command (one journal write).
+ *
+ * Why per transaction and not per read: one connection carries many transactions at once when
+ * an application shares a producer between concurrent tasks (the XA transaction manager does).
+ * Holding every answer of a read behind any commit in it made one task's put wait for another
+ * task's journal write: with 8 concurrent XA transactions on one producer, a put's round trip
+ * took 2.2 ms instead of about 0.3 ms.
  *
  * A frame that cannot be decoded gets `result 400 <reason>` and the connection is closed: the
  * byte stream cannot be resynchronised after it. Other connections and stored data are not
@@ -27,19 +33,35 @@ import { newConnectionSession, type ConnectionSession } from '../commands/connec
 import { dispatchRequest } from '../commands/dispatch.js';
 import type { Reply } from '../commands/reply.js';
 import { MAX_ATTRIBUTE_BLOCK } from '../commands/put-command.js';
+import { formatTransactionKey } from '../../protocol/transaction-key.js';
 
 /** Stop reading from a client that has this many requests in progress... */
 const MAX_IN_FLIGHT = 4096;
 /** ...or this many answer bytes not yet taken by its socket (a client that does not read). */
 const MAX_UNSENT_BYTES = 32 * 1024 * 1024;
 
-/** Answers of the requests of one read, held while a transaction-ending request of it runs. */
+/**
+ * The answers of the requests of one read. While the read is being dispatched every answer is
+ * kept (they go out together); afterwards only those of a transaction whose ending request of this
+ * read is still running (see the file comment).
+ */
 interface ReadBatch {
   /** Still dispatching the read's frames. */
   open: boolean;
-  /** Transaction-ending requests of the read not answered yet. */
-  pending: number;
-  readonly held: Buffer[];
+  /** Answers kept, by transaction ({@link NO_TRANSACTION} for requests of none). */
+  readonly held: Map<string, Buffer[]>;
+  /** Transaction-ending requests of the read not answered yet, by transaction. */
+  readonly pending: Map<string, number>;
+}
+
+/** The group of the answers of requests that belong to no transaction. */
+const NO_TRANSACTION = '';
+
+/** The transaction a request belongs to, as its key text, or {@link NO_TRANSACTION}. */
+function transactionOf(frame: RequestFrame): string {
+  if (frame.type !== 'transaction' && frame.type !== 'put') return NO_TRANSACTION;
+  const key = frame.transactionKey;
+  return key === null || key === undefined ? NO_TRANSACTION : formatTransactionKey(key);
 }
 
 /** Commands whose answer the client is known to wait for before anything else of its transaction. */
@@ -103,7 +125,7 @@ export class BrokerConnection {
 
   #onData(chunk: Buffer): void {
     if (this.#closing) return;
-    const batch: ReadBatch = { open: true, pending: 0, held: [] };
+    const batch: ReadBatch = { open: true, held: new Map(), pending: new Map() };
     try {
       for (const frame of this.#decoder.push(chunk)) {
         this.#handle(frame as RequestFrame, batch);
@@ -114,7 +136,7 @@ export class BrokerConnection {
       this.#rejectAndClose(error);
     } finally {
       batch.open = false;
-      if (batch.pending === 0) this.#release(batch);
+      for (const transaction of [...batch.held.keys()]) if (!batch.pending.has(transaction)) this.#release(batch, transaction);
     }
   }
 
@@ -125,45 +147,58 @@ export class BrokerConnection {
       return;
     }
     const opaque = opaqueOf(frame);
+    const transaction = transactionOf(frame);
     if (!(outcome instanceof Promise)) {
-      this.#deliver(batch, encodeReply(outcome, opaque));
+      this.#deliver(batch, transaction, encodeReply(outcome, opaque));
       return;
     }
-    const ends = endsTransaction(frame);
-    if (ends) batch.pending += 1;
+    const ends = endsTransaction(frame) && transaction !== NO_TRANSACTION;
+    if (ends) batch.pending.set(transaction, (batch.pending.get(transaction) ?? 0) + 1);
     this.#inFlight += 1;
     this.#maybePause();
     outcome.then(
-      (reply) => this.#complete(batch, ends, encodeReply(reply, opaque)),
+      (reply) => this.#complete(batch, transaction, ends, encodeReply(reply, opaque)),
       (error: unknown) => {
         // Handlers turn failures into replies; reaching this is a bug, but the client still gets an answer.
         this.#log.error({ err: error }, 'request handler threw');
-        this.#complete(batch, ends, encodeReply({ kind: 'result', code: ResultCode.InternalServerError, body: String(error) }, opaque));
+        this.#complete(batch, transaction, ends, encodeReply({ kind: 'result', code: ResultCode.InternalServerError, body: String(error) }, opaque));
       },
     );
   }
 
-  #complete(batch: ReadBatch, ends: boolean, buffers: Buffer[]): void {
+  #complete(batch: ReadBatch, transaction: string, ends: boolean, buffers: Buffer[]): void {
     this.#inFlight -= 1;
     if (ends) {
-      for (const b of buffers) batch.held.push(b);
-      batch.pending -= 1;
-      if (batch.pending === 0 && !batch.open) this.#release(batch);
+      this.#hold(batch, transaction, buffers);
+      const left = (batch.pending.get(transaction) ?? 1) - 1;
+      if (left > 0) batch.pending.set(transaction, left);
+      else {
+        batch.pending.delete(transaction);
+        if (!batch.open) this.#release(batch, transaction);
+      }
     } else {
-      this.#deliver(batch, buffers);
+      this.#deliver(batch, transaction, buffers);
     }
     this.#maybeResume();
     if (this.#inFlight === 0) this.#idle?.();
   }
 
   /** Sends an answer now, or holds it with its read's answers (see the file comment). */
-  #deliver(batch: ReadBatch, buffers: Buffer[]): void {
-    if (batch.open || batch.pending > 0) for (const b of buffers) batch.held.push(b);
+  #deliver(batch: ReadBatch, transaction: string, buffers: Buffer[]): void {
+    if (batch.open || batch.pending.has(transaction)) this.#hold(batch, transaction, buffers);
     else this.#send(buffers);
   }
 
-  #release(batch: ReadBatch): void {
-    if (batch.held.length > 0) this.#send(batch.held.splice(0));
+  #hold(batch: ReadBatch, transaction: string, buffers: Buffer[]): void {
+    const held = batch.held.get(transaction);
+    if (held === undefined) batch.held.set(transaction, [...buffers]);
+    else for (const b of buffers) held.push(b);
+  }
+
+  #release(batch: ReadBatch, transaction: string): void {
+    const held = batch.held.get(transaction);
+    batch.held.delete(transaction);
+    if (held !== undefined && held.length > 0) this.#send(held);
   }
 
   /** Queues buffers; everything queued in one turn of the event loop goes out in one writev. */
