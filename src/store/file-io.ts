@@ -8,6 +8,20 @@
 import fs from 'node:fs';
 import { dirname } from 'node:path';
 
+/** What is left of `buffers` after the first `written` bytes (a short write, rare on regular files: disk full, signal). */
+function unwritten(buffers: readonly Buffer[], written: number): Buffer[] {
+  const rest: Buffer[] = [];
+  let skip = written;
+  for (const b of buffers) {
+    if (skip >= b.length) skip -= b.length;
+    else {
+      rest.push(skip > 0 ? b.subarray(skip) : b);
+      skip = 0;
+    }
+  }
+  return rest;
+}
+
 /** Writes all `buffers` at `position` (handles short writes). */
 export function writevAll(fd: number, buffers: readonly Buffer[], position: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -16,17 +30,7 @@ export function writevAll(fd: number, buffers: readonly Buffer[], position: numb
       let total = 0;
       for (const b of buffers) total += b.length;
       if (written === total) return resolve();
-      // A short write (rare on regular files: disk full, signal): write the rest.
-      const rest: Buffer[] = [];
-      let skip = written;
-      for (const b of buffers) {
-        if (skip >= b.length) skip -= b.length;
-        else {
-          rest.push(skip > 0 ? b.subarray(skip) : b);
-          skip = 0;
-        }
-      }
-      writevAll(fd, rest, position + written).then(resolve, reject);
+      writevAll(fd, unwritten(buffers, written), position + written).then(resolve, reject);
     });
   });
 }
@@ -47,17 +51,7 @@ export function writevAllSync(fd: number, buffers: readonly Buffer[], position: 
     if (n <= 0) throw new Error(`writev wrote ${n} of ${total - written} bytes`);
     written += n;
     if (written >= total) return;
-    // A short write (rare on regular files): write the rest.
-    const remaining: Buffer[] = [];
-    let skip = n;
-    for (const b of rest) {
-      if (skip >= b.length) skip -= b.length;
-      else {
-        remaining.push(skip > 0 ? b.subarray(skip) : b);
-        skip = 0;
-      }
-    }
-    rest = remaining;
+    rest = unwritten(rest, n);
   }
 }
 

@@ -1,6 +1,7 @@
 /** Shared fixtures of the transaction log tests: temp journals, payloads, byte surgery, log capture. */
 import fs from 'node:fs';
 import { join } from 'node:path';
+import { afterEach, beforeEach } from 'node:test';
 import { pino } from 'pino';
 import type { Logger } from '../../src/common/logger.js';
 import { TxJournal, type JournalRecord, type TxJournalOptions } from '../../src/transaction/log/tx-journal.js';
@@ -36,6 +37,33 @@ export async function makeJournalFixture(): Promise<JournalFixture> {
       await Promise.all(opened.splice(0).map((j) => j.close()));
       await temp.remove();
     },
+  };
+}
+
+/**
+ * A {@link JournalFixture} made afresh for every test of the calling file (hooks registered with
+ * `beforeEach` / `afterEach`, which clean it up). Use it at the top level of a test file.
+ */
+export function journalFixturePerTest(): JournalFixture {
+  let current: JournalFixture | undefined;
+  beforeEach(async () => {
+    current = await makeJournalFixture();
+  });
+  afterEach(async () => {
+    await current?.cleanup();
+    current = undefined;
+  });
+  const now = (): JournalFixture => {
+    if (current === undefined) throw new Error('the journal fixture is only available inside a test');
+    return current;
+  };
+  return {
+    get dir() {
+      return now().dir;
+    },
+    open: (options) => now().open(options),
+    file: (sequence) => now().file(sequence),
+    cleanup: () => now().cleanup(),
   };
 }
 

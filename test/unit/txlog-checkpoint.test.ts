@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { join } from 'node:path';
@@ -9,15 +9,9 @@ import type { JournalPosition } from '../../src/transaction/log/journal-position
 import { CHECKPOINT_HEADER_SIZE } from '../../src/transaction/log/tx-checkpoint-format.js';
 import { loadNewestCheckpoint, oldestCheckpointPosition, writeCheckpoint } from '../../src/transaction/log/tx-checkpoint.js';
 import { checkpointFileName } from '../../src/transaction/log/tx-file-names.js';
-import { captureLogger, collect, flipByte, makeJournalFixture, payload, type JournalFixture } from '../helpers/txlog-fixtures.js';
+import { captureLogger, collect, flipByte, type JournalFixture, journalFixturePerTest, payload } from '../helpers/txlog-fixtures.js';
 
-let fx: JournalFixture;
-beforeEach(async () => {
-  fx = await makeJournalFixture();
-});
-afterEach(async () => {
-  await fx.cleanup();
-});
+const fx = journalFixturePerTest();
 
 const ckp = (sequence: number): string => join(fx.dir, checkpointFileName(sequence));
 const listing = (): string[] => fs.readdirSync(fx.dir).sort();

@@ -1,19 +1,13 @@
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { StoreIoError } from '../../src/common/errors.js';
 import { fdatasync } from '../../src/store/file-io.js';
 import { compareJournalPositions } from '../../src/transaction/log/journal-position.js';
 import { FRAME_HEADER_SIZE } from '../../src/transaction/log/tx-record-frame.js';
-import { collect, makeJournalFixture, payload, waitUntil, type JournalFixture } from '../helpers/txlog-fixtures.js';
+import { collect, type JournalFixture, journalFixturePerTest, payload, waitUntil } from '../helpers/txlog-fixtures.js';
 
-let fx: JournalFixture;
-beforeEach(async () => {
-  fx = await makeJournalFixture();
-});
-afterEach(async () => {
-  await fx.cleanup();
-});
+const fx = journalFixturePerTest();
 
 const RECORD = FRAME_HEADER_SIZE + 50;
 

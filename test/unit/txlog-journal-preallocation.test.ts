@@ -4,7 +4,7 @@
  * the journal holds: across appends, a crash (a copy of the directory taken while open), rolls,
  * a clean close, and a failing preallocation.
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { join } from 'node:path';
@@ -12,15 +12,9 @@ import { StoreIoError } from '../../src/common/errors.js';
 import { TxJournal } from '../../src/transaction/log/tx-journal.js';
 import { journalFileName } from '../../src/transaction/log/tx-file-names.js';
 import { FRAME_HEADER_SIZE } from '../../src/transaction/log/tx-record-frame.js';
-import { collect, makeJournalFixture, payload, type JournalFixture } from '../helpers/txlog-fixtures.js';
+import { collect, type JournalFixture, journalFixturePerTest, payload } from '../helpers/txlog-fixtures.js';
 
-let fx: JournalFixture;
-beforeEach(async () => {
-  fx = await makeJournalFixture();
-});
-afterEach(async () => {
-  await fx.cleanup();
-});
+const fx = journalFixturePerTest();
 
 const RECORD = FRAME_HEADER_SIZE + 50;
 const CHUNK = 64 * 1024;

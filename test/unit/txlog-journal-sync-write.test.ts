@@ -5,7 +5,7 @@
  * real calls behind it), the bytes in the file right after `append()` returns, and a failing
  * synchronous write (the METAQ_FAULT seam included).
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { StoreIoError } from '../../src/common/errors.js';
@@ -14,15 +14,9 @@ import { faultyJournalIo } from '../../src/transaction/log/journal-faults.js';
 import { defaultJournalIo, journalIoWith, type JournalIo } from '../../src/transaction/log/journal-io.js';
 import { TxJournal } from '../../src/transaction/log/tx-journal.js';
 import { FRAME_HEADER_SIZE } from '../../src/transaction/log/tx-record-frame.js';
-import { collect, makeJournalFixture, payload, type JournalFixture } from '../helpers/txlog-fixtures.js';
+import { collect, type JournalFixture, journalFixturePerTest, payload } from '../helpers/txlog-fixtures.js';
 
-let fx: JournalFixture;
-beforeEach(async () => {
-  fx = await makeJournalFixture();
-});
-afterEach(async () => {
-  await fx.cleanup();
-});
+const fx = journalFixturePerTest();
 
 const RECORD = FRAME_HEADER_SIZE + 50;
 const CHUNK = 64 * 1024;

@@ -1,18 +1,12 @@
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { InvalidArgumentError, StoreClosedError, StoreCorruptError } from '../../src/common/errors.js';
 import { compareJournalPositions, type JournalPosition } from '../../src/transaction/log/journal-position.js';
 import { FRAME_HEADER_SIZE } from '../../src/transaction/log/tx-record-frame.js';
-import { collect, makeJournalFixture, payload, type JournalFixture } from '../helpers/txlog-fixtures.js';
+import { collect, type JournalFixture, journalFixturePerTest, payload } from '../helpers/txlog-fixtures.js';
 
-let fx: JournalFixture;
-beforeEach(async () => {
-  fx = await makeJournalFixture();
-});
-afterEach(async () => {
-  await fx.cleanup();
-});
+const fx = journalFixturePerTest();
 
 /** 50-byte payloads make 59-byte records: 4 fit in a 256-byte file, the 5th rolls. */
 const RECORD = FRAME_HEADER_SIZE + 50;
