@@ -365,7 +365,7 @@ export class TransactionEngine implements TransactionHandler {
     this.#decided.delete(tx.key);
     crashPoint('commit.before-log');
     const journaled = this.#journal
-      .append(TxRecordType.COMMIT, encodeCommit(record), tx.kind === 'xa' || heuristic ? 'sync' : this.#localDurability)
+      .append(TxRecordType.COMMIT, encodeCommit(record, { byReference: wasPrepared }), tx.kind === 'xa' || heuristic ? 'sync' : this.#localDurability)
       .then(() => crashPoint('commit.after-log'));
     await journaled;
     const applied: AppliedBatch[] = await applyBatches(this.#options.store, batches);

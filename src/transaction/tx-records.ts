@@ -5,7 +5,7 @@
  * | type        | written                              | forced to disk                               |
  * |-------------|--------------------------------------|----------------------------------------------|
  * | PREPARE     | XA prepare, with every staged message | always                                       |
- * | COMMIT      | commit decided, with every batch      | XA: always; local: per `flushTxLogAtCommit`   |
+ * | COMMIT      | commit decided, with every batch (of a prepared branch: by reference to its PREPARE record) | XA: always; local: per `flushTxLogAtCommit`   |
  * | APPLIED     | every batch is in its partition       | no (a lost one only makes replay re-check)    |
  * | ROLLBACK    | rollback of a prepared branch         | no (a lost one re-appears as prepared, and presumed abort rolls it back again) |
  * | HEURISTIC   | operator's heuristic decision         | always                                       |
@@ -15,9 +15,10 @@
  * Unprepared transactions are never journaled: after a crash they are rolled back anyway
  * (presumed abort), so writing their puts would only cost disk bandwidth.
  */
+import { InvalidArgumentError, StoreCorruptError } from '../common/errors.js';
 import { BinaryReader } from './log/binary-reader.js';
 import { BinaryWriter } from './log/binary-writer.js';
-import type { CommitBatch, StagedMessage } from './staged-message.js';
+import { groupByPartition, type CommitBatch, type StagedMessage } from './staged-message.js';
 import type { Outcome, Tombstone } from './outcome-tombstones.js';
 import type { TransactionKind } from './transaction-state.js';
 
@@ -53,6 +54,36 @@ export interface CommitRecord extends BranchIdentity {
   readonly heuristic: boolean;
   readonly batches: readonly CommitBatch[];
 }
+
+/**
+ * COMMIT of a prepared branch as journaled: each batch names its partition, lower bound and
+ * message count, and the messages are those of the branch's PREPARE record, grouped by partition
+ * in order (as the engine groups them for the commit). See {@link resolveCommit}.
+ *
+ * Why by reference: an XA commit is forced to disk before it is answered, and repeating every
+ * message made that write as large as the prepare's (a branch of 100 MiB wrote 200 MiB with
+ * O_DSYNC). Replay always has the PREPARE record when it meets such a COMMIT: either after the
+ * checkpoint's marker, before the COMMIT, or in the checkpoint itself, which carries a branch as
+ * prepared until the engine has queued its COMMIT record (and from then on carries the whole
+ * commit, with its messages, in `committing`).
+ */
+export interface CommitByReference extends BranchIdentity {
+  readonly byReference: true;
+  readonly heuristic: boolean;
+  readonly batches: readonly BatchReference[];
+}
+
+/** One partition's batch of a {@link CommitByReference}. */
+export interface BatchReference {
+  readonly topic: string;
+  readonly partition: number;
+  readonly lowerBound: number;
+  readonly count: number;
+}
+
+const COMMIT_WAS_PREPARED = 1;
+const COMMIT_HEURISTIC = 2;
+const COMMIT_BY_REFERENCE = 4;
 
 /** A heuristic decision on a prepared branch. */
 export interface HeuristicRecord extends BranchIdentity {
@@ -119,23 +150,71 @@ export function decodePrepare(payload: Buffer): PrepareRecord {
   return record;
 }
 
-/** Encodes a COMMIT payload. */
-export function encodeCommit(record: CommitRecord): Buffer {
-  const w = new BinaryWriter(1024);
+/**
+ * Encodes a COMMIT payload; with `byReference` (a prepared branch only) the batches' messages are
+ * left out (see {@link CommitByReference}). Checkpoints never use it: the PREPARE record may be
+ * deleted with its journal file once the checkpoint is written.
+ * @throws InvalidArgumentError for `byReference` on a commit that was not prepared.
+ */
+export function encodeCommit(record: CommitRecord, options: { readonly byReference?: boolean } = {}): Buffer {
+  const byReference = options.byReference === true;
+  if (byReference && !record.wasPrepared) throw new InvalidArgumentError(`the COMMIT record of '${record.key}' can refer to a PREPARE record only if the branch was prepared`);
+  const w = new BinaryWriter(byReference ? 256 : 1024);
   writeIdentity(w, record);
-  w.u8((record.wasPrepared ? 1 : 0) | (record.heuristic ? 2 : 0));
-  writeBatches(w, record.batches);
+  w.u8((record.wasPrepared ? COMMIT_WAS_PREPARED : 0) | (record.heuristic ? COMMIT_HEURISTIC : 0) | (byReference ? COMMIT_BY_REFERENCE : 0));
+  if (!byReference) writeBatches(w, record.batches);
+  else {
+    w.u32(record.batches.length);
+    for (const b of record.batches) w.string(b.topic).u32(b.partition).u64(BigInt(b.lowerBound)).u32(b.messages.length);
+  }
   return w.finish();
 }
 
-/** Decodes a COMMIT payload. */
-export function decodeCommit(payload: Buffer): CommitRecord {
+/** Decodes a COMMIT payload: the whole commit, or (a prepared branch) a reference to its PREPARE record. */
+export function decodeCommitRecord(payload: Buffer): CommitRecord | CommitByReference {
   const r = new BinaryReader(payload);
   const identity = readIdentity(r);
   const flags = r.u8();
-  const record = { ...identity, wasPrepared: (flags & 1) !== 0, heuristic: (flags & 2) !== 0, batches: readBatches(r) };
+  const heuristic = (flags & COMMIT_HEURISTIC) !== 0;
+  if ((flags & COMMIT_BY_REFERENCE) !== 0) {
+    const batches: BatchReference[] = [];
+    for (let i = r.u32(); i > 0; i--) batches.push({ topic: r.string(), partition: r.u32(), lowerBound: Number(r.u64()), count: r.u32() });
+    r.assertEnd();
+    return { ...identity, byReference: true, heuristic, batches };
+  }
+  const record = { ...identity, wasPrepared: (flags & COMMIT_WAS_PREPARED) !== 0, heuristic, batches: readBatches(r) };
   r.assertEnd();
   return record;
+}
+
+/**
+ * Decodes a COMMIT payload that carries its messages (checkpoints).
+ * @throws StoreCorruptError for a reference to a PREPARE record.
+ */
+export function decodeCommit(payload: Buffer): CommitRecord {
+  const decoded = decodeCommitRecord(payload);
+  if ('byReference' in decoded) throw new StoreCorruptError(`the checkpointed commit of '${decoded.key}' lacks its messages (it refers to a PREPARE record)`);
+  return decoded;
+}
+
+/**
+ * The whole commit of `reference`, with the messages of the branch's PREPARE record `prepare`.
+ * @throws StoreCorruptError when the PREPARE record's messages do not match the batches.
+ */
+export function resolveCommit(reference: CommitByReference, prepare: PrepareRecord): CommitRecord {
+  const groups = [...groupByPartition(prepare.messages).values()];
+  const mismatch = (why: string): StoreCorruptError =>
+    new StoreCorruptError(`the COMMIT record of '${reference.key}' does not match its PREPARE record (${why}); the transaction journal is damaged`);
+  if (groups.length !== reference.batches.length) throw mismatch(`${reference.batches.length} batches, ${groups.length} partitions prepared`);
+  const batches = reference.batches.map((b, i): CommitBatch => {
+    const messages = groups[i] ?? [];
+    const first = messages[0];
+    if (first === undefined || first.topic !== b.topic || first.partition !== b.partition || messages.length !== b.count) {
+      throw mismatch(`batch ${i}: ${b.topic}-${b.partition} × ${b.count}, prepared ${first === undefined ? 'nothing' : `${first.topic}-${first.partition} × ${messages.length}`}`);
+    }
+    return { topic: b.topic, partition: b.partition, lowerBound: b.lowerBound, messages };
+  });
+  return { key: reference.key, kind: reference.kind, sessionId: reference.sessionId, uniqueQualifier: reference.uniqueQualifier, wasPrepared: true, heuristic: reference.heuristic, batches };
 }
 
 /** Encodes the payload of APPLIED, ROLLBACK and FORGET: just the key. */

@@ -17,13 +17,15 @@ import { TxJournal } from './log/tx-journal.js';
 import { loadNewestCheckpoint } from './log/tx-checkpoint.js';
 import type { OutcomeTombstones } from './outcome-tombstones.js';
 import { TransactionState } from './transaction-state.js';
+import { StoreCorruptError } from '../common/errors.js';
 import {
-  decodeCommit,
+  decodeCommitRecord,
   decodeHeuristic,
   decodeKey,
   decodePrepare,
   decodeSnapshot,
   encodeKey,
+  resolveCommit,
   TxRecordType,
   type CommitRecord,
   type HeuristicRecord,
@@ -78,7 +80,22 @@ export async function recoverTransactions(options: RecoverTransactionsOptions): 
           break;
         }
         case TxRecordType.COMMIT: {
-          const c = decodeCommit(record.payload);
+          const decoded = decodeCommitRecord(record.payload);
+          let c: CommitRecord;
+          if (!('byReference' in decoded)) c = decoded;
+          else {
+            // The messages are in the branch's PREPARE record (tx-records.ts, CommitByReference);
+            // a commit the checkpoint already carries whole needs nothing more.
+            const prepare = prepared.get(decoded.key);
+            const known = committing.get(decoded.key);
+            if (prepare !== undefined) c = resolveCommit(decoded, prepare);
+            else if (known !== undefined) c = known;
+            else {
+              throw new StoreCorruptError(
+                `the COMMIT record of '${decoded.key}' at ${record.position.file}:${record.position.offset} refers to the branch's PREPARE record, which neither the checkpoint nor the journal holds; the transaction journal is damaged`,
+              );
+            }
+          }
           prepared.delete(c.key);
           committing.set(c.key, c);
           break;
