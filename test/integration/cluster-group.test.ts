@@ -77,8 +77,20 @@ describe('cluster mode end to end: ZooKeeper, broker processes, consumer process
     cluster.spawnConsumer({ name, group, topic, mode: 'exactly-once', storage: pgStorage(), rowsTable });
 
   /** Waits for the group to converge on `members`; returns the time it took from `since`. */
+  /**
+   * Waits until the group converged on `members`; returns the time since `since`. On a timeout
+   * the error carries the group's state in ZooKeeper and each member's log tail: a convergence
+   * that never comes is otherwise undiagnosable after the fact (the logs go with the cluster).
+   */
   async function convergence(group: string, topic: string, members: readonly ConsumerChild[], partitions: number, since: number, timeoutMs: number, what: string): Promise<number> {
-    await waitFor(() => cluster.converged(group, topic, members, partitions), { abortIf: crashed, timeoutMs, intervalMs: 25, what });
+    try {
+      await waitFor(() => cluster.converged(group, topic, members, partitions), { abortIf: crashed, timeoutMs, intervalMs: 25, what });
+    } catch (error) {
+      const state = await cluster.groupState(group, topic).catch((e: unknown) => `(group state unreadable: ${String(e)})`);
+      const owners = typeof state === 'string' ? state : `members ${state.members.join(' ')}; owners ${[...state.owners].map(([p, o]) => `${p}=${o}`).join(' ')}`;
+      const tails = members.map((m) => m.diagnostics(25)).join('\n');
+      throw new Error(`${error instanceof Error ? error.message : String(error)}\n${owners}\n${tails}`, { cause: error });
+    }
     return Date.now() - since;
   }
 
