@@ -63,25 +63,41 @@ describe('txlog journal: synchronous writes of unforced records', () => {
     assert.equal(journalIoWith({ writev: writevAll }).writevSync, undefined, 'a test replacing writev sees every write go through it');
   });
 
-  it("an idle journal writes a 'none' or 'deferred' record before append() returns; 'sync' records still go through the writer", async () => {
+  it("an idle journal writes a 'deferred' record, or a 'none' one behind unsynced bytes, before append() returns; 'sync' records still go through the writer", async () => {
     const rec = recordingIo();
     const journal = await fx.open({ preallocateBytes: CHUNK, io: rec.io });
     await journal.append(1, payload(0), 'sync'); // preallocates: the writer's job
     assert.deepEqual(rec.take(), ['writev', 'writev', 'fdatasync']);
     await idle();
-    const none = journal.append(1, payload(1), 'none');
+    const deferred = journal.append(1, payload(1), 'deferred');
     assert.equal(journal.appendCount, 2, 'counted before append() returned');
     assert.equal(idInFile(fx.file(1), RECORD), 1, 'the record is in the file before append() returned');
-    assert.deepEqual(await none, { file: 1, offset: RECORD });
-    const deferred = journal.append(1, payload(2), 'deferred');
+    assert.deepEqual(await deferred, { file: 1, offset: RECORD });
+    const none = journal.append(1, payload(2), 'none');
     assert.equal(idInFile(fx.file(1), 2 * RECORD), 2);
-    assert.deepEqual(await deferred, { file: 1, offset: 2 * RECORD });
+    assert.deepEqual(await none, { file: 1, offset: 2 * RECORD });
     assert.deepEqual(rec.take(), ['writevSync', 'writevSync'], 'no thread-pool write, no sync');
     assert.deepEqual(journal.durablePosition, { file: 1, offset: RECORD }, 'unforced records are not durable yet');
     // A forced record after them: the plain write + fdatasync (the O_DSYNC write would not cover the earlier bytes).
     await journal.append(1, payload(3), 'sync');
     assert.deepEqual(rec.take(), ['writev', 'fdatasync']);
     assert.deepEqual(journal.durablePosition, { file: 1, offset: 4 * RECORD });
+    assert.deepEqual(await ids(journal), [0, 1, 2, 3]);
+  });
+
+  it("a 'none' record on a journal entirely on disk goes through the writer, so that it shares the next forced batch's O_DSYNC write", async () => {
+    const rec = recordingIo();
+    const journal = await fx.open({ preallocateBytes: CHUNK, io: rec.io });
+    await journal.append(1, payload(0), 'sync');
+    rec.take();
+    await idle();
+    // An APPLIED record and the next COMMIT in one turn of the event loop: one durable write.
+    await Promise.all([journal.append(1, payload(1), 'none'), journal.append(1, payload(2), 'sync')]);
+    assert.deepEqual(rec.take(), ['writevDurable']);
+    await idle();
+    // Alone, it is written by the writer (not synchronously) and leaves the journal unsynced.
+    await journal.append(1, payload(3), 'none');
+    assert.deepEqual(rec.take(), ['writev']);
     assert.deepEqual(await ids(journal), [0, 1, 2, 3]);
   });
 
@@ -135,16 +151,29 @@ describe('txlog journal: synchronous writes of unforced records', () => {
   it('a failing synchronous write fails the journal for good; reopening cuts the torn record and keeps the earlier ones', async () => {
     // Armed calls: the zeros and the first record (2 writes), then the synchronous write is cut short.
     const faulty = faultyJournalIo(defaultJournalIo, { point: 'txlog.write', after: 2, errno: 'ENOSPC', once: true }, { report: () => undefined });
-    assert.ok(faulty.writevSync !== undefined, 'the fault wraps the synchronous write too');
-    const journal = await fx.open({ preallocateBytes: CHUNK, io: faulty });
+    const faultySync = faulty.writevSync;
+    assert.ok(faultySync !== undefined && faultySync !== defaultJournalIo.writevSync, 'the fault wraps the synchronous write too');
+    let syncWrites = 0;
+    const journal = await fx.open({
+      preallocateBytes: CHUNK,
+      io: {
+        ...faulty,
+        writevSync: (fd, buffers, position) => {
+          syncWrites += 1;
+          faultySync(fd, buffers, position);
+        },
+      },
+    });
     await journal.append(1, payload(0), 'sync');
-    const failed = await journal.append(1, payload(1, 400), 'none').then(
+    await idle();
+    const failed = await journal.append(1, payload(1, 400), 'deferred').then(
       () => assert.fail('the append must reject'),
       (error: unknown) => error,
     );
     assert.ok(failed instanceof StoreIoError);
     assert.match(failed.message, /writing to transaction journal file .* failed; .*restarted.*: ENOSPC: no space left on device, write$/);
     assert.equal(journal.failure, failed);
+    assert.equal(syncWrites, 1, 'the failing write was the synchronous one');
     await assert.rejects(journal.append(1, payload(2), 'none'), (error: unknown) => error === failed, 'although the disk works again');
     await assert.rejects(journal.append(1, payload(3), 'sync'), (error: unknown) => error === failed);
     await journal.close();

@@ -33,7 +33,9 @@
  *   (2026-11-22, 2 cores, warm broker, A/B interleaved): `flushTxLogAtCommit=2` went from about
  *   2,900 to 3,900 tx/s with 1 client and from about 10,100 to 11,200 with 8; each write took
  *   4 µs on average. Records that must be on disk still go through the writer, where concurrent
- *   ones share a sync.
+ *   ones share a sync; so does a `'none'` record while the journal is entirely on disk, so that
+ *   the next forced batch can still be a single O_DSYNC write (in mode 2 a `'deferred'` record
+ *   leaves the journal unsynced anyway, and in mode 0 only the first commit after a sync pays).
  * - Why fail-stop. After a failed fdatasync the kernel may already have dropped the dirty pages it
  *   could not write and marked them clean, so a later fsync can "succeed" without the data
  *   (PostgreSQL's fsyncgate). After a failed write we cannot tell which of the batch's records
@@ -303,7 +305,8 @@ export class TxJournal {
    * Writes a record that asks for no fsync at once, on the calling thread, when the writer is idle
    * (see "Why a synchronous write"). Returns its position, the journal's failure if the write
    * failed, or undefined when the record must go through the writer: something is queued or
-   * being written (order), the record is large, or it needs preallocation or a new file.
+   * being written (order), the record is large, it needs preallocation or a new file, or it is
+   * a `'none'` record on a journal that is entirely on disk (below).
    */
   #writeNow(header: Buffer, payload: Buffer, durability: 'none' | 'deferred'): JournalPosition | Error | undefined {
     const writeSync = this.#io.writevSync;
@@ -312,6 +315,10 @@ export class TxJournal {
     const bytes = header.length + payload.length;
     if (writeSync === undefined || this.#draining !== undefined || this.#queue.length > 0 || bytes > MAX_SYNC_WRITE_BYTES) return undefined;
     if (start + bytes >= this.#maxFileSize || (this.#preallocateBytes > 0 && start + bytes > file.allocated)) return undefined;
+    // Everything so far is on disk, so the next forced batch may be one O_DSYNC write (see "Why
+    // O_DSYNC"); an unforced record written now would cost it a write + fdatasync. Through the
+    // writer it can still share that batch (an APPLIED record with the next COMMIT).
+    if (durability === 'none' && start === file.durableSize) return undefined;
     try {
       writeSync(file.fd, [header, payload], start);
     } catch (error) {
