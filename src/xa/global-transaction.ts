@@ -60,13 +60,16 @@ import { waitAtMost } from './wait-at-most.js';
  */
 export const BROKER_TIMEOUT_MARGIN_SECONDS = 10;
 
+/** When `commit()` resolves: after phase two (`await`) or once the decision is durable (`background`). */
+export type PhaseTwoMode = 'await' | 'background';
+
 /** What a transaction needs from its manager. */
 export interface GlobalTransactionHost {
   readonly ctx: CoordinatorContext;
   /** How long `commit()` waits for phase two before resolving with `completed: false`. */
   readonly phaseTwoWaitMs: number;
   /** `background`: `commit()` does not wait for phase two at all (TransactionManagerOptions.phaseTwo). */
-  readonly phaseTwo: 'await' | 'background';
+  readonly phaseTwo: PhaseTwoMode;
   /** The broker resource of `producer` (registered, or created and registered now). */
   brokerResourceFor(producer: XaCapableProducer): BrokerResource;
   /** The registered PostgreSQL resource of `target`. @throws IllegalStateError when there is none. */

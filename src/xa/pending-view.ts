@@ -5,7 +5,7 @@
  */
 import { describeXid } from '../client/transaction/xid.js';
 import type { PendingEntry } from './coordinator-log.js';
-import type { GlobalTransactionImpl } from './global-transaction.js';
+import type { GlobalTransactionImpl, PhaseTwoMode } from './global-transaction.js';
 import type { TransactionManagerMetrics } from './metrics.js';
 import { gtridHex, METAQ_TM_FORMAT_ID, parseGtrid } from './xid.js';
 
@@ -62,7 +62,7 @@ export interface ManagerDescription {
     readonly decisionRowRetentionMs: number;
     readonly recoveryIntervalMs: number;
     readonly phaseTwoWaitMs: number;
-    readonly phaseTwo: 'await' | 'background';
+    readonly phaseTwo: PhaseTwoMode;
   };
   readonly metrics: TransactionManagerMetrics;
   readonly pending: readonly PendingTransactionInfo[];

@@ -30,7 +30,7 @@ import { createBrokerResource, type BrokerResource, type XaCapableProducer } fro
 import type { CoordinatorLog } from './coordinator-log.js';
 import { DEFAULT_PHASE_TWO_RETRY, type CoordinatorContext, type PhaseTwoRetryOptions } from './coordinator-context.js';
 import type { BeginOptions, GlobalTransaction, PostgresTarget } from './global-transaction-api.js';
-import { GlobalTransactionImpl, type GlobalTransactionHost } from './global-transaction.js';
+import { GlobalTransactionImpl, type GlobalTransactionHost, type PhaseTwoMode } from './global-transaction.js';
 import { GlobalTransactionState } from './global-transaction-states.js';
 import { openCoordinatorLog } from './log/index.js';
 import { MarkerSweeper } from './marker-sweeper.js';
@@ -44,6 +44,9 @@ import { TrackedLog } from './tracked-log.js';
 import { waitAtMost } from './wait-at-most.js';
 import { gtridHex, makeGtrid, nodeIdOf } from './xid.js';
 
+/** Re-exported: where the manager's options are, users look for it. */
+export type { PhaseTwoMode } from './global-transaction.js';
+
 /** Default transaction timeout (Bitronix, Seata). */
 export const DEFAULT_XA_TRANSACTION_TIMEOUT_MS = 60_000;
 /** Default largest timeout `begin` accepts (Atomikos' `max_timeout`). */
@@ -54,9 +57,6 @@ export const ORPHAN_SAFETY_MARGIN_MS = 60_000;
 export const DEFAULT_RECOVERY_INTERVAL_MS = 60_000;
 /** Default of `decisionRowRetentionMs`: one day. */
 export const DEFAULT_DECISION_ROW_RETENTION_MS = 24 * 3_600_000;
-/** When `commit()` resolves: after phase two (`await`) or once the decision is durable (`background`). */
-export type PhaseTwoMode = 'await' | 'background';
-
 /** Default wait of `commit()` for phase two before it resolves with `completed: false`. */
 export const DEFAULT_PHASE_TWO_WAIT_MS = 30_000;
 

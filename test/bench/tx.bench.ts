@@ -35,7 +35,7 @@ import pg from 'pg';
 import { testBrokerIni } from '../helpers/broker-config.js';
 import { spawnBroker } from '../helpers/broker-process.js';
 import { startPostgres } from '../helpers/postgres-server.js';
-import { formatBenchLine, measureRate, type BenchFigure } from './bench-report.js';
+import { formatBenchLine, measureConcurrentRate, measureRate, type BenchFigure } from './bench-report.js';
 import { RawBenchConnection } from './raw-baseline-client.js';
 
 const SECONDS = Number(process.env['METAQ_BENCH_SECONDS'] ?? 3);
@@ -70,23 +70,14 @@ async function rawSyncRate(): Promise<number> {
 async function postgresCommitRate(pool: pg.Pool, clients: number): Promise<number> {
   const row = data.toString('hex').slice(0, 1024);
   const connections = await Promise.all(Array.from({ length: clients }, () => pool.connect()));
-  const drive = async (seconds: number): Promise<number> => {
-    let commits = 0;
-    const deadline = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
-    const start = process.hrtime.bigint();
-    await Promise.all(
-      connections.map(async (db) => {
-        while (process.hrtime.bigint() < deadline) {
-          await db.query('INSERT INTO bench_commits(id, body) VALUES ($1, $2)', [nextRowId++, row]);
-          commits += 1;
-        }
-      }),
-    );
-    return commits / (Number(process.hrtime.bigint() - start) / 1e9);
+  const step = async (client: number): Promise<void> => {
+    const db = connections[client];
+    if (db === undefined) throw new Error(`no connection for client ${client}`);
+    await db.query('INSERT INTO bench_commits(id, body) VALUES ($1, $2)', [nextRowId++, row]);
   };
   try {
-    await drive(WARMUP_SECONDS);
-    return await drive(SECONDS);
+    await measureConcurrentRate(WARMUP_SECONDS, clients, step);
+    return await measureConcurrentRate(SECONDS, clients, step);
   } finally {
     for (const db of connections) db.release();
   }

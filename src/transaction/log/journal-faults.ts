@@ -107,6 +107,12 @@ export function systemCallError(errno: JournalFaultErrno, syscall: string): Node
   return error;
 }
 
+/** The first half of the bytes of `buffers` (what a write that ran out of space midway wrote). */
+function firstHalf(buffers: readonly Buffer[]): Buffer {
+  const all = Buffer.concat(buffers as Buffer[]);
+  return all.subarray(0, Math.floor(all.length / 2));
+}
+
 /** Options of {@link faultyJournalIo}. */
 export interface FaultyJournalIoOptions {
   /** Whether the fault is armed now; calls made while it is not neither count nor fail. Default: always armed. */
@@ -157,15 +163,13 @@ export function faultyJournalIo(real: JournalIo, fault: JournalFault, options: F
   }
   /** A write that runs out of space midway: the first half is in the file, the call fails. */
   const shortWrite = async (write: NonNullable<JournalIo['writevDurable']>, fd: number, buffers: readonly Buffer[], position: number): Promise<never> => {
-    const total = buffers.reduce((sum, b) => sum + b.length, 0);
-    const prefix = Buffer.concat(buffers as Buffer[]).subarray(0, Math.floor(total / 2));
+    const prefix = firstHalf(buffers);
     if (prefix.length > 0) await write(fd, [prefix], position);
     throw systemCallError(fault.errno, 'write');
   };
   /** The same short write, on the calling thread. */
   const shortWriteSync = (write: NonNullable<JournalIo['writevSync']>, fd: number, buffers: readonly Buffer[], position: number): never => {
-    const total = buffers.reduce((sum, b) => sum + b.length, 0);
-    const prefix = Buffer.concat(buffers as Buffer[]).subarray(0, Math.floor(total / 2));
+    const prefix = firstHalf(buffers);
     if (prefix.length > 0) write(fd, [prefix], position);
     throw systemCallError(fault.errno, 'write');
   };
