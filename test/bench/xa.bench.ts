@@ -6,7 +6,9 @@
  *
  * - its own two-phase commit (`BEGIN; INSERT; PREPARE TRANSACTION; COMMIT PREPARED`), the
  *   baseline of each figure;
- * - its single-phase commit (`BEGIN; INSERT; COMMIT`), reported for reference.
+ * - its single-phase commit (`BEGIN; INSERT; COMMIT`), reported for reference;
+ * - the PostgreSQL part of a decision-row transaction alone (`BEGIN; INSERT; INSERT decision
+ *   row; COMMIT`), reported for reference: the ceiling of the decision-row ratios.
  *
  * | figure              | target (2 cores)                              |
  * |---------------------|-----------------------------------------------|
@@ -82,6 +84,26 @@ async function pgOnePhaseRate(pool: pg.Pool, clients: number): Promise<number> {
   });
 }
 
+/**
+ * The PostgreSQL work of a decision-row transaction alone, without the broker and the manager:
+ * `BEGIN; INSERT; INSERT decision row; COMMIT` (the decision and COMMIT in one round trip, as
+ * the resource sends them). Reported for reference: every decision-row transaction does at
+ * least this plus a forced broker round trip (END + PREPARE), so its ratio to PostgreSQL's own
+ * 2PC can never exceed this rate's ratio minus what that broker round trip costs.
+ */
+async function pgDecisionPartRate(pool: pg.Pool, clients: number): Promise<number> {
+  return rate(clients, async () => {
+    const db = await pool.connect();
+    try {
+      await db.query('BEGIN');
+      await db.query('INSERT INTO bench_orders(id, body) VALUES ($1, $2)', [nextId++, 'order']);
+      await db.query(`INSERT INTO bench_decisions(gtrid, outcome) VALUES ('bench-${nextId++}', 'C'); COMMIT`);
+    } finally {
+      db.release();
+    }
+  });
+}
+
 async function main(): Promise<void> {
   console.log(`XA benchmark: 1 row + one 1 KiB message per transaction, ${SECONDS}s per figure, ${os.cpus().length} CPUs, dir ${root}`);
   // fsync on: the baseline must pay for durability as the manager, the broker and its log do.
@@ -95,6 +117,7 @@ async function main(): Promise<void> {
   const factory = createMessageSessionFactory({ serverUrl: `meta://127.0.0.1:${Number((await broker.waitForLog('broker started'))['port'])}` });
   try {
     await pool.query('CREATE TABLE bench_orders (id bigint PRIMARY KEY, body text)');
+    await pool.query('CREATE TABLE bench_decisions (gtrid text PRIMARY KEY, outcome char(1) NOT NULL)');
     const producer = factory.createProducer();
     await producer.publish('orders');
     const resource = createPostgresResource({ pool, name: 'bench' });
@@ -157,13 +180,17 @@ async function main(): Promise<void> {
       for (const clients of [1, 8]) {
         const twoPhase = await pgTwoPhaseRate(pool, clients);
         const onePhase = await pgOnePhaseRate(pool, clients);
+        const decisionPart = await pgDecisionPartRate(pool, clients);
         const xa = await xaRate(resource, clients);
         const decisionRow = await xaRate(decisionResource, clients);
         const decisionRowBackground = await xaRate(decisionResource, clients, background);
         figures.push({ name: `xa.clients${clients}`, value: xa, unit: 'tx/s', baseline: twoPhase, target: '>= 0.75 x PostgreSQL 2PC' });
         figures.push({ name: `xa-decision-row.clients${clients}`, value: decisionRow, unit: 'tx/s', baseline: twoPhase, target: '>= 0.75 x PostgreSQL 2PC' });
         figures.push({ name: `xa-decision-row-background.clients${clients}`, value: decisionRowBackground, unit: 'tx/s', baseline: twoPhase, target: '>= 0.75 x PostgreSQL 2PC' });
-        reference.push(`  PostgreSQL ${clients} client(s): 2PC ${twoPhase.toFixed(0)} tx/s, 1PC ${onePhase.toFixed(0)} tx/s`);
+        reference.push(
+          `  PostgreSQL ${clients} client(s): 2PC ${twoPhase.toFixed(0)} tx/s, 1PC ${onePhase.toFixed(0)} tx/s, ` +
+            `a decision-row transaction's PostgreSQL part alone ${decisionPart.toFixed(0)} tx/s (${(decisionPart / twoPhase).toFixed(2)} x 2PC: the ceiling of the decision-row ratios before any broker work)`,
+        );
       }
       const m = tm.metrics();
       console.log(`  manager: ${JSON.stringify({ commits: m.commits, lastResourceCommits: m.lastResourceCommits, rollbacks: m.rollbacks, onePhaseCommits: m.onePhaseCommits })}`);
