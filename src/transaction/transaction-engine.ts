@@ -43,7 +43,8 @@ import { TransactionCheckpointer } from './tx-checkpointer.js';
 import { encodeCommit, encodeHeuristic, encodeKey, encodePrepare, TxRecordType, type CommitRecord, type EngineSnapshot } from './tx-records.js';
 import { recoverTransactions, type RecoveredTransactions } from './tx-recovery.js';
 import { TimeoutWheel } from './timeout-wheel.js';
-import { nextState, TransactionState, XA_RBROLLBACK, type TransactionEventName, type TransactionKind, type TransactionStateName, isRecoverable } from './transaction-state.js';
+import { canTimeOut, isHeuristic, isPrepared, isRecoverable, nextState, TransactionState, XA_RBROLLBACK, type TransactionEventName, type TransactionKind, type TransactionStateName } from './transaction-state.js';
+import type { TransactionEngineStats } from './engine-stats.js';
 import { notStarted, OK, txError, xaError } from './xa-replies.js';
 import type { BrokerContext } from '../broker/commands/broker-context.js';
 
@@ -136,7 +137,7 @@ export class TransactionEngine implements TransactionHandler {
   /** Starts serving from recovered state (timers and checkpoints included). */
   static start(options: TransactionEngineOptions, state: RecoveredEngine): TransactionEngine {
     const { recovered, tombstones, log } = state;
-    const checkpointer = new TransactionCheckpointer(recovered.dir, recovered.journal, options.config.system, log);
+    const checkpointer = new TransactionCheckpointer(recovered.dir, recovered.journal, options.config.system, log, options.now);
     const engine = new TransactionEngine(options, recovered.journal, checkpointer, tombstones, log);
     for (const tx of recovered.branches) engine.#txs.set(tx.key, tx);
     engine.#wheel.start();
@@ -460,6 +461,44 @@ export class TransactionEngine implements TransactionHandler {
 
   // ---------------------------------------------------------------------------------------
   // Operator actions (HTTP admin routes, `metaq tx ...`)
+
+  /** Branches, timeouts, journal and checkpoints at this moment (see engine-stats.ts). */
+  stats(): TransactionEngineStats {
+    const now = this.#now();
+    const active = { local: 0, xa: 0 };
+    let prepared = 0;
+    let heuristic = 0;
+    let oldestPreparedAt: number | undefined;
+    for (const tx of this.#txs.values()) {
+      if (canTimeOut(tx.state)) active[tx.kind] += 1;
+      else if (isPrepared(tx.state)) {
+        prepared += 1;
+        if (tx.preparedAt !== undefined && (oldestPreparedAt === undefined || tx.preparedAt < oldestPreparedAt)) oldestPreparedAt = tx.preparedAt;
+      } else if (isHeuristic(tx.state)) heuristic += 1;
+    }
+    const journal = this.#journal;
+    const lastSync = journal.lastSyncLatencyMs;
+    return {
+      flushTxLogAtCommit: this.#options.config.system.flushTxLogAtCommit,
+      active,
+      prepared,
+      oldestPreparedAgeSeconds: oldestPreparedAt === undefined ? null : Math.max(0, Math.floor((now - oldestPreparedAt) / 1000)),
+      heuristic,
+      commitsNotApplied: this.#unapplied.size,
+      timeouts: { armed: this.#wheel.size, capacity: this.#options.config.system.maxTxTimeoutTimerCapacity },
+      journal: {
+        records: journal.appendCount,
+        forcedRecords: journal.forcedAppendCount,
+        syncs: journal.syncCount,
+        forcedRecordsPerSync: journal.syncCount === 0 ? null : Math.round((journal.forcedAppendCount / journal.syncCount) * 100) / 100,
+        bytesWritten: journal.bytesWritten,
+        lastSyncMs: lastSync === undefined ? null : Math.round(lastSync * 1000) / 1000,
+        files: journal.fileCount,
+        failure: journal.failure?.message ?? null,
+      },
+      checkpoints: this.#checkpointer.stats(),
+    };
+  }
 
   /** Prepared and heuristic branches, oldest first. */
   listBranches(): BranchSummary[] {

@@ -14,6 +14,7 @@ import { crashPoint } from './crash-points.js';
 import type { TxJournal } from './log/tx-journal.js';
 import { oldestCheckpointPosition, writeCheckpoint } from './log/tx-checkpoint.js';
 import { encodeSnapshot, TxRecordType, type EngineSnapshot } from './tx-records.js';
+import type { TransactionCheckpointStats } from './engine-stats.js';
 
 /** Writes checkpoints and prunes the journal. */
 export class TransactionCheckpointer {
@@ -21,14 +22,28 @@ export class TransactionCheckpointer {
   readonly #journal: TxJournal;
   readonly #system: SystemConfig;
   readonly #log: Logger;
+  readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
+  #written = 0;
+  #lastWrittenAt: number | undefined;
+  #lastFailure: string | undefined;
 
-  constructor(dir: string, journal: TxJournal, system: SystemConfig, log: Logger) {
+  constructor(dir: string, journal: TxJournal, system: SystemConfig, log: Logger, now: () => number = Date.now) {
     this.#dir = dir;
     this.#journal = journal;
     this.#system = system;
     this.#log = log;
+    this.#now = now;
+  }
+
+  /** Checkpoints written, the age of the last one, the last failure (for operators). */
+  stats(): TransactionCheckpointStats {
+    return {
+      written: this.#written,
+      lastAgeSeconds: this.#lastWrittenAt === undefined ? null : Math.floor((this.#now() - this.#lastWrittenAt) / 1000),
+      lastFailure: this.#lastFailure ?? null,
+    };
   }
 
   /** Checkpoints every `checkpointInterval` ms with snapshots from `snapshot`. */
@@ -62,7 +77,18 @@ export class TransactionCheckpointer {
       const deleted = oldest === undefined ? 0 : await this.#journal.deleteFilesBefore(oldest);
       this.#log.debug({ position, prepared: snapshot.prepared.length, deletedFiles: deleted }, 'transaction checkpoint written');
     });
-    this.#running = run.catch(() => undefined);
-    return run;
+    const counted = run.then(
+      () => {
+        this.#written += 1;
+        this.#lastWrittenAt = this.#now();
+        this.#lastFailure = undefined;
+      },
+      (error: unknown) => {
+        this.#lastFailure = error instanceof Error ? error.message : String(error);
+        throw error;
+      },
+    );
+    this.#running = counted.catch(() => undefined);
+    return counted;
   }
 }

@@ -8,6 +8,7 @@
  * Every test message carries a unique text payload (`<tag>` or `<tag>|<padding>`), so counting
  * payloads over all partitions answers "exactly once" and "never" directly.
  */
+import type { TransactionEngineStats } from '../../src/transaction/engine-stats.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { join } from 'node:path';
@@ -361,6 +362,13 @@ export async function adminList(httpPort: number): Promise<{ key: string; unique
   assert.equal(response.status, 200);
   const json = (await response.json()) as { branches: { key: string; state: string; messages: number }[] };
   return json.branches;
+}
+
+/** `GET /api/transactions/stats`: the transaction engine's counters. */
+export async function adminStats(httpPort: number): Promise<TransactionEngineStats> {
+  const response = await fetch(`http://127.0.0.1:${httpPort}/api/transactions/stats`);
+  assert.equal(response.status, 200);
+  return (await response.json()) as TransactionEngineStats;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -36,9 +36,12 @@ import {
 } from '../../src/transaction/transaction-state.js';
 import { resultText } from '../helpers/raw-client.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
+import { PassThrough } from 'node:stream';
+import { runTx } from '../../src/cli/commands/tx.js';
 import {
   adminList,
   adminPost,
+  adminStats,
   assertIds,
   assertMessages,
   assertOk,
@@ -793,6 +796,49 @@ describe('broker transactions over the wire (one metaq-server process, raw frame
     committed.add('cap-msg');
     for (let i = 0; i < 3; i++) assertOk(await client.begin(xaKey(`cap-free-${i}`, 'rm-cap')), 'every slot is free again');
     for (let i = 0; i < 3; i++) assertOk(await client.tx(xaKey(`cap-free-${i}`, 'rm-cap'), 'ROLLBACK'));
+  });
+
+  it("GET /api/transactions/stats and `metaq tx stats`: active and prepared branches, armed timeouts, the journal's forced writes", async () => {
+    const before = await adminStats(http);
+    assert.equal(before.flushTxLogAtCommit, 1);
+    assert.equal(before.timeouts.capacity, 3);
+    assert.equal(before.journal.failure, null);
+    const local = localKey('stats-session', 1);
+    await beginWithMessages(client, local, [{ topic: 'test', partition: 0, tag: 'stats-local' }]);
+    const xa = xaKey('stats', 'rm-stats');
+    await preparedBranch(client, xa, [{ topic: 'test', partition: 1, tag: 'stats-xa' }]);
+    const during = await adminStats(http);
+    assert.equal(during.active.local, before.active.local + 1, 'the local transaction is active');
+    assert.equal(during.active.xa, before.active.xa, 'the XA branch is prepared, not active');
+    assert.equal(during.prepared, before.prepared + 1);
+    assert.ok(during.oldestPreparedAgeSeconds !== null && during.oldestPreparedAgeSeconds >= 0);
+    assert.ok(during.timeouts.armed >= before.timeouts.armed + 1, "the local transaction's timeout is armed");
+    assert.ok(during.journal.syncs > before.journal.syncs, 'the PREPARE record was forced');
+    assert.ok(during.journal.records > before.journal.records);
+    assert.ok(during.journal.bytesWritten > before.journal.bytesWritten);
+
+    assertOk(await client.tx(local, 'COMMIT_ONE_PHASE'));
+    assertOk(await client.tx(xa, 'COMMIT_TWO_PHASE'));
+    committed.add('stats-local').add('stats-xa');
+    const after = await adminStats(http);
+    assert.equal(after.active.local, before.active.local);
+    assert.equal(after.prepared, before.prepared);
+    assert.ok(after.journal.syncs >= during.journal.syncs + 2, 'the local COMMIT (flushTxLogAtCommit=1) and the XA COMMIT were forced');
+    assert.ok(after.journal.lastSyncMs !== null && after.journal.lastSyncMs >= 0);
+    assert.ok(after.journal.forcedRecords >= before.journal.forcedRecords + 3, 'PREPARE, the local COMMIT and the XA COMMIT were forced records');
+    assert.ok(after.journal.forcedRecordsPerSync !== null && after.journal.forcedRecordsPerSync > 0);
+    assert.ok(after.journal.files >= 1);
+
+    const stdout = new PassThrough();
+    let printed = '';
+    stdout.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+    const ctx = { stdout, stderr: new PassThrough(), stdin: new PassThrough(), env: {}, onInterrupt: () => () => undefined };
+    const code = await runTx({ action: 'stats', key: undefined, adminUrl: `http://127.0.0.1:${http}`, json: false, reason: undefined }, ctx);
+    assert.equal(code, 0);
+    assert.match(printed, /^prepared +\d+$/m);
+    assert.match(printed, /^journal\.syncs +\d+$/m);
+    assert.match(printed, /^journal\.failure +-$/m, 'null is shown as -');
+    assert.match(printed, /^checkpoints\.written +\d+$/m);
   });
 
   it('finally: every committed message of this file is stored exactly once, and no aborted or uncommitted one is visible', async () => {

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { UsageError } from '../../src/cli/commands/args.js';
-import { DEFAULT_ADMIN_URL, parseTxArgs } from '../../src/cli/commands/tx.js';
+import { DEFAULT_ADMIN_URL, flattenStats, parseTxArgs } from '../../src/cli/commands/tx.js';
 
 describe('metaq tx arguments', () => {
   it('parses list with the default admin URL, $METAQ_ADMIN, and --http', () => {
@@ -19,8 +19,26 @@ describe('metaq tx arguments', () => {
   });
 
   it('refuses unknown actions, extra arguments and non-HTTP URLs', () => {
-    assert.throws(() => parseTxArgs(['purge'], {}), /expected list, commit, rollback or forget, got 'purge'/);
+    assert.throws(() => parseTxArgs(['purge'], {}), /expected list, commit, rollback, forget or stats, got 'purge'/);
     assert.throws(() => parseTxArgs(['list', 'x'], {}), /takes no key/);
+    assert.throws(() => parseTxArgs(['stats', 'x'], {}), /tx stats takes no key/);
     assert.throws(() => parseTxArgs(['list', '--http', 'meta://x:1'], {}), /must be an http:\/\/ URL/);
+  });
+
+  it('parses stats (no key, --json allowed)', () => {
+    assert.deepEqual(parseTxArgs(['stats', '--json'], {}), { action: 'stats', key: undefined, adminUrl: DEFAULT_ADMIN_URL, json: true, reason: undefined });
+    assert.throws(() => parseTxArgs(['stats', '--postgres', 'postgresql://x'], {}), /only apply to list/);
+  });
+});
+
+describe('metaq tx stats output', () => {
+  it('flattens nested counters with dots and shows null as -', () => {
+    assert.deepEqual(flattenStats({ prepared: 2, journal: { syncs: 7, failure: null }, active: { local: 0, xa: 1 } }), [
+      ['prepared', '2'],
+      ['journal.syncs', '7'],
+      ['journal.failure', '-'],
+      ['active.local', '0'],
+      ['active.xa', '1'],
+    ]);
   });
 });

@@ -53,6 +53,12 @@ describe('txlog journal durability', () => {
     assert.equal(observed.calls(), journal.syncCount);
     assert.equal(observed.durableBytes(), 200 * RECORD);
     assert.ok(journal.lastSyncLatencyMs !== undefined && journal.lastSyncLatencyMs >= 0);
+    assert.equal(journal.forcedAppendCount, 200, 'every record asked to be forced');
+    // Unforced records and empty barriers are not counted as forced.
+    await journal.append(1, payload(200), 'none');
+    await journal.sync();
+    assert.equal(journal.appendCount, 201);
+    assert.equal(journal.forcedAppendCount, 200);
   });
 
   it("group commit pipelines: appends arriving during an fdatasync share the next one", async () => {

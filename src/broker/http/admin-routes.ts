@@ -5,13 +5,17 @@
  *   (prepared and heuristic XA branches, oldest first);
  * - `POST /api/transactions/<key>/commit?reason=<why>` → heuristic commit of a prepared branch;
  * - `POST /api/transactions/<key>/rollback?reason=<why>` → heuristic rollback;
- * - `POST /api/transactions/<key>/forget` → forget a heuristic branch.
+ * - `POST /api/transactions/<key>/forget` → forget a heuristic branch;
+ * - `GET  /api/transactions/stats` → the engine's counters: active, prepared and heuristic
+ *   branches, the oldest prepared branch's age, timeouts, journal syncs and records per sync,
+ *   the last sync's duration, checkpoints (src/transaction/engine-stats.ts).
  *
  * Heuristic decisions are journaled (forced) before the answer, survive restarts, and make the
  * coordinator's later commit/rollback answer XA_HEURCOM / XA_HEURRB until FORGET.
  */
 import type { Reply } from '../commands/reply.js';
 import { parseXaExceptionBody } from '../../protocol/transaction-bodies.js';
+import type { TransactionEngineStats } from '../../transaction/engine-stats.js';
 
 /** What the admin routes need from the transaction engine. */
 export interface TransactionAdmin {
@@ -19,6 +23,7 @@ export interface TransactionAdmin {
   heuristicCommit(key: string, reason: string): Promise<Reply>;
   heuristicRollback(key: string, reason: string): Promise<Reply>;
   forget(key: string): Promise<Reply>;
+  stats(): TransactionEngineStats;
 }
 
 /** A JSON answer. */
@@ -34,6 +39,10 @@ export async function routeAdmin(admin: TransactionAdmin, method: string, pathna
   if (pathname === '/api/transactions') {
     if (method !== 'GET') return { status: 405, json: { error: 'use GET' } };
     return { status: 200, json: { branches: admin.listBranches() } };
+  }
+  if (pathname === '/api/transactions/stats') {
+    if (method !== 'GET') return { status: 405, json: { error: 'use GET' } };
+    return { status: 200, json: admin.stats() };
   }
   const match = /^\/api\/transactions\/([^/]+)\/([a-z]+)$/.exec(pathname);
   if (match === null) return undefined;

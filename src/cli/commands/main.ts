@@ -53,7 +53,7 @@ export const COMMANDS: readonly CliCommand[] = [
   command('pub', 'send messages to a topic (text argument, or one per stdin line)', PUB_USAGE, parsePubArgs, runPub),
   command('sub', 'consume a topic as a consumer group and print the messages', SUB_USAGE, parseSubArgs, runSub),
   command('stats', "show a broker's statistics (stats [item]) or its configuration", STATS_USAGE, parseStatsArgs, runStats),
-  command('tx', 'list prepared XA branches; heuristic commit, rollback, forget (operators)', TX_USAGE, parseTxArgs, runTx),
+  command('tx', "list prepared XA branches; heuristic commit, rollback, forget; the transaction engine's counters (operators)", TX_USAGE, parseTxArgs, runTx),
 ];
 
 const width = Math.max(...COMMANDS.map((c) => c.name.length));

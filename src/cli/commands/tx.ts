@@ -1,6 +1,7 @@
 /**
  * `metaq tx list|commit|rollback|forget [key]`: operator tooling for XA branches that wait for
- * their coordinator, over the broker's HTTP admin routes (`httpPort`).
+ * their coordinator, over the broker's HTTP admin routes (`httpPort`); `metaq tx stats`: the
+ * transaction engine's counters (branches, timeouts, journal syncs, checkpoints).
  *
  * A heuristic decision is the operator's promise that the coordinator will never decide
  * otherwise; the coordinator's later commit or rollback then answers XA_HEURCOM / XA_HEURRB
@@ -25,13 +26,16 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export const TX_USAGE = `Usage: metaq tx <list | commit <key> | rollback <key> | forget <key>> [options]
+export const TX_USAGE = `Usage: metaq tx <list | commit <key> | rollback <key> | forget <key> | stats> [options]
 
 Operator tools for XA transaction branches on a broker (through its HTTP gateway, httpPort):
   list              prepared and heuristic branches, oldest first, with their age
   commit <key>      heuristic commit of a prepared branch (its messages become visible)
   rollback <key>    heuristic rollback of a prepared branch (its messages are dropped)
   forget <key>      forget a heuristic branch (the coordinator normally does this)
+  stats             the transaction engine's counters: active, prepared and heuristic branches,
+                    the oldest prepared branch's age, timeouts, journal syncs, records per sync,
+                    the last sync's duration in ms, checkpoints (since the broker started)
 
 A heuristic decision is journaled before the answer and survives restarts; the coordinator's
 later commit/rollback then answers XA_HEURCOM / XA_HEURRB until the branch is forgotten.
@@ -55,12 +59,13 @@ or none), which is the commit decision of a transaction that has no coordinator-
 
 Examples:
   metaq tx list
+  metaq tx stats
   metaq tx list --coordinator-log /var/lib/app/xa-log --postgres postgresql://app@db/orders
   metaq tx rollback 'XID:1:0102:ab:XAMessageProducer-app1' --reason "coordinator lost, order 17 cancelled"`;
 
 /** `metaq tx`'s options, resolved. */
 export interface TxOptions {
-  readonly action: 'list' | 'commit' | 'rollback' | 'forget';
+  readonly action: 'list' | 'commit' | 'rollback' | 'forget' | 'stats';
   readonly key: string | undefined;
   readonly adminUrl: string;
   readonly json: boolean;
@@ -78,11 +83,11 @@ export function parseTxArgs(args: readonly string[], env: NodeJS.ProcessEnv): Tx
   const { values, positionals } = parseCommandLine('tx', { args: [...args], options: OPTIONS }, TX_USAGE);
   if (values.help === true) return 'help';
   const [action, key, ...extra] = positionals;
-  if (action !== 'list' && action !== 'commit' && action !== 'rollback' && action !== 'forget') {
-    throw new UsageError(`tx: expected list, commit, rollback or forget, got ${action === undefined ? 'nothing' : `'${action}'`}`, TX_USAGE);
+  if (action !== 'list' && action !== 'commit' && action !== 'rollback' && action !== 'forget' && action !== 'stats') {
+    throw new UsageError(`tx: expected list, commit, rollback, forget or stats, got ${action === undefined ? 'nothing' : `'${action}'`}`, TX_USAGE);
   }
-  if (action === 'list' && key !== undefined) throw new UsageError('tx list takes no key', TX_USAGE);
-  if (action !== 'list' && key === undefined) throw new UsageError(`tx ${action} needs the branch key (see metaq tx list)`, TX_USAGE);
+  if ((action === 'list' || action === 'stats') && key !== undefined) throw new UsageError(`tx ${action} takes no key`, TX_USAGE);
+  if (action !== 'list' && action !== 'stats' && key === undefined) throw new UsageError(`tx ${action} needs the branch key (see metaq tx list)`, TX_USAGE);
   if (extra.length > 0) throw new UsageError(`tx: unexpected ${extra.join(' ')}`, TX_USAGE);
   if ((action === 'commit' || action === 'rollback') && (values.reason === undefined || values.reason.trim() === '')) {
     throw new UsageError(`tx ${action} needs --reason "<why>": a heuristic decision overrides the coordinator`, TX_USAGE);
@@ -136,8 +141,34 @@ async function call(url: string, method: string): Promise<{ status: number; body
   }
 }
 
+/**
+ * `{ journal: { syncs: 3 } }` → `[['journal.syncs', '3']]`: the stats answer as rows, nested
+ * objects flattened with dots, null shown as `-`.
+ */
+export function flattenStats(value: Record<string, unknown>, prefix = ''): [string, string][] {
+  const rows: [string, string][] = [];
+  for (const [name, item] of Object.entries(value)) {
+    const key = `${prefix}${name}`;
+    if (item !== null && typeof item === 'object') rows.push(...flattenStats(item as Record<string, unknown>, `${key}.`));
+    else rows.push([key, item === null || item === undefined ? '-' : String(item)]);
+  }
+  return rows;
+}
+
 /** Runs `metaq tx`. */
 export async function runTx(options: TxOptions, ctx: CliContext): Promise<number> {
+  if (options.action === 'stats') {
+    const { status, body } = await call(`${options.adminUrl}/api/transactions/stats`, 'GET');
+    if (status !== 200) throw new CliError(`the broker answered ${status}: ${JSON.stringify(body)}`);
+    if (options.json) {
+      await write(ctx.stdout, `${JSON.stringify(body)}\n`);
+    } else {
+      const rows = flattenStats(body);
+      const width = Math.max(...rows.map(([k]) => k.length));
+      await write(ctx.stdout, `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n`);
+    }
+    return 0;
+  }
   if (options.action === 'list') {
     const { status, body } = await call(`${options.adminUrl}/api/transactions`, 'GET');
     if (status !== 200) throw new CliError(`the broker answered ${status}: ${JSON.stringify(body)}`);

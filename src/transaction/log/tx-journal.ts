@@ -167,6 +167,7 @@ export class TxJournal {
   #syncCount = 0;
   #bytesWritten = 0;
   #appendCount = 0;
+  #forcedAppendCount = 0;
   #lastSyncLatencyMs: number | undefined;
 
   private constructor(
@@ -232,6 +233,14 @@ export class TxJournal {
   /** Records written since open. */
   get appendCount(): number {
     return this.#appendCount;
+  }
+
+  /**
+   * Records written that asked to be on disk before their append resolved (`'sync'`). Divided by
+   * {@link syncCount}: how many of them one forced write carried (group commit).
+   */
+  get forcedAppendCount(): number {
+    return this.#forcedAppendCount;
   }
 
   /** Duration in ms of the last completed fdatasync, or undefined before the first one. */
@@ -432,6 +441,7 @@ export class TxJournal {
       const position: JournalPosition = { file: file.sequence, offset };
       offset += w.bytes;
       if (w.bytes > 0) this.#appendCount += 1;
+      if (w.bytes > 0 && w.durability === 'sync') this.#forcedAppendCount += 1;
       // Appends that need no fsync are acked as soon as they are written, even when they share
       // the batch with 'sync' ones: they must not pay for a durability they did not ask for.
       if (w.durability === 'sync') waiting.push({ append: w, position });
