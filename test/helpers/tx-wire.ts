@@ -8,12 +8,12 @@
  * Every test message carries a unique text payload (`<tag>` or `<tag>|<padding>`), so counting
  * payloads over all partitions answers "exactly once" and "never" directly.
  */
-import type { TransactionEngineStats } from '../../src/transaction/engine-stats.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { readMessageRecords } from '../../src/protocol/message-records.js';
 import { parseXaExceptionBody } from '../../src/protocol/transaction-bodies.js';
+import type { TransactionEngineStats } from '../../src/transaction/engine-stats.js';
 import { testBrokerIni } from './broker-config.js';
 import { spawnBroker, type BrokerProcess } from './broker-process.js';
 import { freePort } from './free-port.js';
