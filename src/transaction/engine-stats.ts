@@ -5,7 +5,7 @@
  *
  * Why these: the questions asked of a transactional broker at 3 a.m. are "is a coordinator
  * gone?" (prepared branches and the age of the oldest), "is the disk the problem?" (the last
- * sync's duration, a failed journal) and "is group commit working?" (records per sync), and
+ * sync's duration, a failed journal) and "is group commit working?" (forced records per sync), and
  * none of them could be answered without reading logs before.
  */
 

@@ -7,7 +7,7 @@
  * - `POST /api/transactions/<key>/rollback?reason=<why>` → heuristic rollback;
  * - `POST /api/transactions/<key>/forget` → forget a heuristic branch;
  * - `GET  /api/transactions/stats` → the engine's counters: active, prepared and heuristic
- *   branches, the oldest prepared branch's age, timeouts, journal syncs and records per sync,
+ *   branches, the oldest prepared branch's age, timeouts, journal syncs and forced records per sync,
  *   the last sync's duration, checkpoints (src/transaction/engine-stats.ts).
  *
  * Heuristic decisions are journaled (forced) before the answer, survive restarts, and make the

@@ -34,7 +34,7 @@ Operator tools for XA transaction branches on a broker (through its HTTP gateway
   rollback <key>    heuristic rollback of a prepared branch (its messages are dropped)
   forget <key>      forget a heuristic branch (the coordinator normally does this)
   stats             the transaction engine's counters: active, prepared and heuristic branches,
-                    the oldest prepared branch's age, timeouts, journal syncs, records per sync,
+                    the oldest prepared branch's age, timeouts, journal syncs, forced records per sync,
                     the last sync's duration in ms, checkpoints (since the broker started)
 
 A heuristic decision is journaled before the answer and survives restarts; the coordinator's
