@@ -2,7 +2,8 @@
  * The XA resource against a real broker process: a prepared branch survives SIGKILL and restart,
  * is listed by recover and commits exactly once; rollback after prepare, read-only prepare,
  * idempotent commit, XAER_NOTA for an unknown xid, XA_RBTIMEOUT for a branch that timed out
- * before prepare, one-phase commit, and recover filtered by unique qualifier.
+ * before prepare, a branch made roll-back-only by a send that never left the client, one-phase
+ * commit, and recover filtered by unique qualifier.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,7 +63,7 @@ describe('client ↔ broker: XA resource', () => {
     broker = await startClientTestBroker({ port: await freePort(), topics: TOPICS });
     factory = createMessageSessionFactory({ serverUrl: broker.url, reconnect: { initialDelayMs: 50, maxDelayMs: 300 } });
     producer = factory.createProducer();
-    for (const topic of ['xa-crash', 'xa-rollback', 'xa-empty', 'xa-timeout', 'xa-one-phase']) await producer.publish(topic);
+    for (const topic of ['xa-crash', 'xa-rollback', 'xa-empty', 'xa-timeout', 'xa-one-phase', 'xa-partial']) await producer.publish(topic);
   });
   after(async () => {
     await factory?.close();
@@ -112,6 +113,22 @@ describe('client ↔ broker: XA resource', () => {
     await producer.send({ topic, data: 'sentinel' });
     assert.deepEqual(await readLog(broker.port, topic), ['sentinel']);
     await assert.rejects(xa.commit(xid, false), isXa(100)); // XA_RBROLLBACK: the outcome is known, not "unknown xid"
+  });
+
+  it('a send that fails before it is written (topic not published) makes the branch roll-back-only: prepare and one-phase commit answer XA_RBROLLBACK, its other messages are never visible', async () => {
+    const topic = 'xa-partial';
+    const xa = producer.getXAResource({ uniqueQualifier: QUALIFIER });
+    for (const onePhase of [false, true]) {
+      const xid = newXid();
+      await xa.start(xid);
+      await xa.send(xid, { topic, data: `kept-${onePhase}` });
+      await assert.rejects(xa.send(xid, { topic: 'xa-never-published', data: 'x' }), /publish/i);
+      await xa.end(xid);
+      await assert.rejects(onePhase ? xa.commit(xid, true) : xa.prepare(xid), isXa(XaCode.XA_RBROLLBACK));
+      assert.ok(!(await xa.recover()).some((x) => xidEquals(x, xid)), 'nothing prepared');
+    }
+    await producer.send({ topic, data: 'sentinel' });
+    assert.deepEqual(await readLog(broker.port, topic), ['sentinel'], 'the branches rolled back on the broker');
   });
 
   it('prepare of an empty branch votes XA_RDONLY; commit of an unknown xid is XAER_NOTA; a reused xid is XAER_DUPID', async () => {

@@ -353,6 +353,35 @@ describe('XA failure matrix §5.7 rows 16 and 18 (real broker and PostgreSQL, ma
       );
     });
 
+    it('a send that failed and that the application caught (a topic never published): the whole transaction rolls back (XA_RBROLLBACK)', async () => {
+      let pgXid: Xid | undefined;
+      let caught: unknown;
+      const id = 3;
+      const outcome = await local.tm
+        .run(async (tx) => {
+          const db = await tx.enlistPostgres(local.postgres);
+          pgXid = db.xid;
+          await db.query(`INSERT INTO ${TABLE} (run, id, item) VALUES ($1, $2, $3)`, [run, id, 'plain']);
+          await tx.send(local.producer, { topic: 'orders', data: orderMessageBody(run, id) });
+          // The application goes on after a failed send: the transaction must not commit without it.
+          await tx.send(local.producer, { topic: 'never-published', data: 'lost?' }).catch((error: unknown) => {
+            caught = error;
+          });
+        })
+        .then(
+          () => ({ ok: true as const }),
+          (error: unknown) => ({ ok: false as const, error }),
+        );
+      assert.ok(caught instanceof Error, 'the send to the unpublished topic failed');
+      assert.ok(!outcome.ok, 'the order must not commit without the message the application asked for');
+      assert.ok(outcome.error instanceof TransactionRolledBackError, describeError(outcome.error));
+      const cause = outcome.error.cause;
+      assert.ok(cause instanceof XaError && cause.xaCode === XaCode.XA_RBROLLBACK, `cause XA_RBROLLBACK, got ${describeError(cause)}`);
+      assert.match(cause.message, /1 send\(s\) of this branch failed/);
+      assert.ok(pgXid !== undefined);
+      await assertRolledBackEverywhere(id, pgXid, 'a failed send the application caught');
+    });
+
     it('the connection dies during PREPARE: outcome unknown, the manager sends ROLLBACK PREPARED, "does not exist" is success, no heuristic', async () => {
       let pgXid: Xid | undefined;
       const placing = placeOrder(local, run, 2, 'hang', {

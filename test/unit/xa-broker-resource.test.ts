@@ -162,6 +162,33 @@ describe('broker branch', () => {
     assert.deepEqual(fake.calls, ['start', 'send t', 'prepare', 'end fail']);
   });
 
+  it('a failed send (refused, or never written) counts as work and makes the branch roll back: prepare and one-phase commit answer XA_RBROLLBACK', async () => {
+    for (const step of ['prepare', 'commit'] as const) {
+      const { fake, producer } = fakeProducer();
+      const resource = createBrokerResource(producer);
+      const branch = await resource.begin(XID);
+      const xa = producer.getXAResource();
+      const send = xa.send.bind(xa);
+      // The second send fails the way a send to an unpublished topic does (before any wire I/O).
+      let n = 0;
+      (xa as { send: typeof send }).send = (xid, message, options) => (n++ === 0 ? send(xid, message, options) : Promise.reject(new Error(`topic ${message.topic} was not published`)));
+      await branch.send({ topic: 't', data: 'kept' });
+      await assert.rejects(branch.send({ topic: 'unpublished', data: 'x' }), /was not published/);
+      assert.equal(branch.hasWork, true);
+      await branch.end(true);
+      const refused = (e: unknown): boolean => e instanceof XaError && e.xaCode === XaCode.XA_RBROLLBACK && /1 send\(s\) of this branch failed \(the first: topic unpublished was not published\)/.test(e.message);
+      await assert.rejects(step === 'prepare' ? branch.prepare() : branch.commitOnePhase(), refused);
+      assert.deepEqual(fake.calls, ['start', 'send t', 'end success', 'rollback'], `${step}: rolled back, never prepared or committed`);
+    }
+    // The only send of the branch failed: still work (the manager must not skip it as read-only).
+    const { producer } = fakeProducer();
+    const branch = await createBrokerResource(producer).begin(XID);
+    const xa = producer.getXAResource();
+    (xa as { send: unknown }).send = () => Promise.reject(new Error('no partition'));
+    await assert.rejects(branch.send({ topic: 't', data: 'x' }), /no partition/);
+    assert.equal(branch.hasWork, true);
+  });
+
   it('votes read-only only when nothing was sent', async () => {
     const { fake, producer } = fakeProducer({ vote: 3 });
     const resource = createBrokerResource(producer);

@@ -21,7 +21,7 @@
  * Errors are {@link XaError}s with the X/Open code (see xa-errors.ts); a call that gets no answer
  * is XAER_RMFAIL (retriable, outcome unknown), never XA_RB*.
  */
-import { ClientClosedError, IllegalStateError, InvalidArgumentError, XaError } from '../../common/errors.js';
+import { BrokerError, ClientClosedError, IllegalStateError, InvalidArgumentError, XaError } from '../../common/errors.js';
 import { formatTransactionKey, type XaTransactionKey } from '../../protocol/transaction-key.js';
 import type { TransactionTypeName } from '../../protocol/transaction-type.js';
 import { parseBrokerUrl } from '../broker-url.js';
@@ -465,11 +465,20 @@ class XaResourceImpl implements XAResource {
   }
 
   async #send(branch: Branch, text: string, message: Message, timeoutMs: number): Promise<SendResult> {
-    const partitions = await this.#host.partitionsFor(message.topic);
-    const ref = selectTransactionalPartition(this.#host.selector, message, partitions, this.brokerUrl);
+    let put: Promise<SendResult>;
     try {
-      return await this.#host.putInTransaction(ref, message, branch.key, timeoutMs);
+      const partitions = await this.#host.partitionsFor(message.topic);
+      const ref = selectTransactionalPartition(this.#host.selector, message, partitions, this.brokerUrl);
+      put = this.#host.putInTransaction(ref, message, branch.key, timeoutMs);
     } catch (error) {
+      throw this.#sendNotWritten(branch, error);
+    }
+    try {
+      return await put;
+    } catch (error) {
+      // Neither an answer nor a lost request: the put was refused before it was written (the
+      // message could not be encoded).
+      if (!isTransportFailure(error) && !(error instanceof BrokerError) && !(error instanceof XaError)) throw this.#sendNotWritten(branch, error);
       if (isTransportFailure(error)) {
         // The message may or may not be staged: the branch must not commit (prepare → XA_RBCOMMFAIL).
         branch.rollbackCode = XaCode.XA_RBCOMMFAIL;
@@ -484,6 +493,17 @@ class XaResourceImpl implements XAResource {
       this.#failed(mapped, `send in ${text}`, text);
       throw mapped;
     }
+  }
+
+  /**
+   * A send that failed before its put reached the broker: nothing is staged, but the application
+   * asked for this message to be part of the branch, and committing the others without it would
+   * break "all or none" (the broker makes a branch roll-back-only for a put it refuses, for the
+   * same reason). The branch can only roll back now: prepare and commit answer XA_RBROLLBACK.
+   */
+  #sendNotWritten(branch: Branch, error: unknown): unknown {
+    if (branch.machine.can('sendFailed')) branch.machine.apply('sendFailed');
+    return error;
   }
 
   // -----------------------------------------------------------------------------------------

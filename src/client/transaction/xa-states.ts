@@ -12,7 +12,8 @@
  *             IDLE ──prepare: XA_OK──▶ PREPARED ──commit──▶ COMMITTED
  *              │  └─prepare: XA_RDONLY / commit(onePhase)──▶ COMMITTED
  *              └──rollback──▶ ROLLED_BACK
- *   ACTIVE/SUSPENDED ──end(TMFAIL) or a send without answer──▶ ROLLBACK_ONLY ──rollback──▶ ROLLED_BACK
+ *   ACTIVE/SUSPENDED ──end(TMFAIL), a send without answer, or one that failed before it was
+ *                      written──▶ ROLLBACK_ONLY ──rollback──▶ ROLLED_BACK
  * ```
  *
  * A branch this resource never started (recovered after a restart, or started through another
@@ -32,7 +33,7 @@ export const XaBranchState = {
   SUSPENDED: 'SUSPENDED',
   /** `end(TMSUCCESS)`: ready for prepare or a one-phase commit. */
   IDLE: 'IDLE',
-  /** `end(TMFAIL)`, or a send got no answer: only rollback is possible (prepare answers XA_RB*). */
+  /** `end(TMFAIL)`, or a send got no answer or failed before it was written: only rollback is possible (prepare answers XA_RB*). */
   ROLLBACK_ONLY: 'ROLLBACK_ONLY',
   /** Voted XA_OK; waits for commit or rollback. */
   PREPARED: 'PREPARED',
@@ -55,6 +56,8 @@ export const XaBranchEvent = {
   send: 'send',
   /** A send got no answer: it may or may not be staged. */
   sendUncertain: 'sendUncertain',
+  /** A send failed before its put was written (unpublished topic, no partition, a malformed message). */
+  sendFailed: 'sendFailed',
   /** `end(xid, TMSUSPEND)`. */
   suspend: 'suspend',
   /** `end(xid, TMSUCCESS)`. */
@@ -80,6 +83,7 @@ export const XA_BRANCH_TRANSITIONS: TransitionTable<XaBranchStateName, XaBranchE
     join: S.ACTIVE,
     send: S.ACTIVE,
     sendUncertain: S.ROLLBACK_ONLY,
+    sendFailed: S.ROLLBACK_ONLY,
     suspend: S.SUSPENDED,
     endSuccess: S.IDLE,
     endFail: S.ROLLBACK_ONLY,
@@ -88,12 +92,13 @@ export const XA_BRANCH_TRANSITIONS: TransitionTable<XaBranchStateName, XaBranchE
   SUSPENDED: {
     resume: S.ACTIVE,
     sendUncertain: S.ROLLBACK_ONLY,
+    sendFailed: S.ROLLBACK_ONLY,
     endSuccess: S.IDLE,
     endFail: S.ROLLBACK_ONLY,
     rolledBack: S.ROLLED_BACK,
   },
   IDLE: { join: S.ACTIVE, prepared: S.PREPARED, committed: S.COMMITTED, rolledBack: S.ROLLED_BACK },
-  ROLLBACK_ONLY: { sendUncertain: S.ROLLBACK_ONLY, suspend: S.ROLLBACK_ONLY, endSuccess: S.ROLLBACK_ONLY, endFail: S.ROLLBACK_ONLY, rolledBack: S.ROLLED_BACK },
+  ROLLBACK_ONLY: { sendUncertain: S.ROLLBACK_ONLY, sendFailed: S.ROLLBACK_ONLY, suspend: S.ROLLBACK_ONLY, endSuccess: S.ROLLBACK_ONLY, endFail: S.ROLLBACK_ONLY, rolledBack: S.ROLLED_BACK },
   PREPARED: { committed: S.COMMITTED, rolledBack: S.ROLLED_BACK },
   COMMITTED: {},
   ROLLED_BACK: {},
