@@ -225,9 +225,6 @@ class BrokerBranchImpl implements BrokerBranch {
   #sent = 0;
   /** A send got no answer: its message may be staged on the broker (transactions.md §5.7 row 25). */
   #uncertain = false;
-  /** The first send that failed with an answer, or before it reached the broker (see #refuseAfterFailedSend). */
-  #failedSend: unknown;
-  #failedSends = 0;
   /** BEGIN's answer (see BrokerResource.begin). */
   readonly #started: Promise<void>;
   /** END's answer, when END was sent: prepare and commit are written behind it without waiting. */
@@ -248,8 +245,8 @@ class BrokerBranchImpl implements BrokerBranch {
     // whole transaction rolls back. Counting answered sends only made such a branch "idle": it
     // was rolled back on the side, the other participants committed, and the transaction
     // reported success with part of its work dropped (a local transaction refuses that too:
-    // ABORT_ONLY). A failed send counts for the same reason: see #refuseAfterFailedSend.
-    return this.#sent > 0 || this.#uncertain || this.#failedSends > 0;
+    // ABORT_ONLY).
+    return this.#sent > 0 || this.#uncertain;
   }
 
   get sentCount(): number {
@@ -271,38 +268,10 @@ class BrokerBranchImpl implements BrokerBranch {
       result = await sending;
     } catch (error) {
       if (isTransportFailure(error)) this.#uncertain = true;
-      else {
-        this.#failedSends += 1;
-        if (this.#failedSends === 1) this.#failedSend = error;
-      }
       throw error;
     }
     this.#sent += 1;
     return result;
-  }
-
-  /**
-   * A send of this branch failed (the broker refused the message, or it never left the client:
-   * an unpublished topic, no partition, a malformed message). The application asked for that
-   * message to be part of the transaction, so committing the rest without it would break "all or
-   * none" — even when the application caught the send's error and went on to commit. The branch
-   * is rolled back and the vote is XA_RBROLLBACK, so the whole transaction rolls back: what the
-   * broker does for a put it refused, what a local transaction does (ABORT_ONLY), what
-   * PostgreSQL does after a failed statement and Kafka after a failed transactional send.
-   */
-  async #refuseAfterFailedSend(what: 'prepare' | 'commit'): Promise<never> {
-    await this.#ending?.catch(() => undefined);
-    try {
-      await this.#xa.rollback(this.xid);
-    } catch {
-      // Unprepared: the broker also rolls it back when the branch times out.
-    }
-    const reason = this.#failedSend instanceof Error ? this.#failedSend.message : String(this.#failedSend);
-    throw xaError(
-      XaCode.XA_RBROLLBACK,
-      `${what} of ${describeXid(this.xid)}: ${this.#failedSends} send(s) of this branch failed (the first: ${reason}); a transaction commits all its sends or none, so it rolls back`,
-      this.#failedSend,
-    );
   }
 
   /**
@@ -332,7 +301,6 @@ class BrokerBranchImpl implements BrokerBranch {
   }
 
   async prepare(): Promise<PrepareVote> {
-    if (this.#failedSends > 0) return this.#refuseAfterFailedSend('prepare');
     const vote = await this.#afterEnd(this.#xa.prepare(this.xid));
     if (vote !== XaCode.XA_RDONLY) return 'ok';
     if (this.#sent > 0) {
@@ -344,7 +312,6 @@ class BrokerBranchImpl implements BrokerBranch {
   }
 
   commitOnePhase(): Promise<void> {
-    if (this.#failedSends > 0) return this.#refuseAfterFailedSend('commit');
     return this.#afterEnd(this.#xa.commit(this.xid, true));
   }
 

@@ -113,6 +113,9 @@ export class GlobalTransactionImpl implements GlobalTransaction {
   #timedOut = false;
   #outcome: TransactionOutcome | undefined;
   #rollingBack: Promise<void> | undefined;
+  /** Sends that rejected, and the first one's error: the commit rolls back instead (see #commit). */
+  #failedSends = 0;
+  #firstFailedSend: unknown;
 
   constructor(host: GlobalTransactionHost, gtrid: Buffer, startedAtMs: number, timeoutMs: number) {
     this.#host = host;
@@ -206,6 +209,12 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     const sending = this.enlist<BrokerBranch>(resource).then((branch) => {
       this.#requireActive('send');
       return branch.send(message, options);
+    });
+    // Registered before #track's reaction, so it has run when the commit's wait for the
+    // operations ends.
+    sending.catch((error: unknown) => {
+      this.#failedSends += 1;
+      if (this.#failedSends === 1) this.#firstFailedSend = error;
     });
     this.#track(sending);
     return sending;
@@ -325,6 +334,18 @@ export class GlobalTransactionImpl implements GlobalTransaction {
   async #commit(): Promise<CommitResult> {
     await this.#operationsSettled();
     const branches = this.#begunBranches();
+    if (this.#failedSends > 0) {
+      // The application asked for every message it sent to be part of the transaction; one send
+      // failed (refused by the broker, never written, or unanswered), so committing the rest
+      // would break "all or none" — even when the application caught that send's error and went
+      // on. PostgreSQL does the same after a failed statement, Kafka after a failed
+      // transactional send, a local transaction here (ABORT_ONLY).
+      return this.#abort(
+        branches.map((enlistment) => ({ enlistment, status: 'not-asked' as const })),
+        this.#firstFailedSend,
+        `${this.#failedSends} send(s) of the transaction failed, and a transaction commits all its sends or none`,
+      );
+    }
     const ends = await Promise.allSettled(branches.map((e) => e.branch.end(true)));
     const endFailure = ends.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (endFailure !== undefined) {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { Pool } from 'pg';
 import { describe, it } from 'node:test';
-import { XaError } from '../../src/common/errors.js';
+import { TransactionRolledBackError, XaError } from '../../src/common/errors.js';
 import type { Message, SendResult } from '../../src/client/message.js';
 import { XaCode, XaFlags } from '../../src/client/transaction/xa-codes.js';
 import type { XAResource, XAResourceOptions } from '../../src/client/transaction/xa-resource.js';
@@ -162,33 +162,6 @@ describe('broker branch', () => {
     assert.deepEqual(fake.calls, ['start', 'send t', 'prepare', 'end fail']);
   });
 
-  it('a failed send (refused, or never written) counts as work and makes the branch roll back: prepare and one-phase commit answer XA_RBROLLBACK', async () => {
-    for (const step of ['prepare', 'commit'] as const) {
-      const { fake, producer } = fakeProducer();
-      const resource = createBrokerResource(producer);
-      const branch = await resource.begin(XID);
-      const xa = producer.getXAResource();
-      const send = xa.send.bind(xa);
-      // The second send fails the way a send to an unpublished topic does (before any wire I/O).
-      let n = 0;
-      (xa as { send: typeof send }).send = (xid, message, options) => (n++ === 0 ? send(xid, message, options) : Promise.reject(new Error(`topic ${message.topic} was not published`)));
-      await branch.send({ topic: 't', data: 'kept' });
-      await assert.rejects(branch.send({ topic: 'unpublished', data: 'x' }), /was not published/);
-      assert.equal(branch.hasWork, true);
-      await branch.end(true);
-      const refused = (e: unknown): boolean => e instanceof XaError && e.xaCode === XaCode.XA_RBROLLBACK && /1 send\(s\) of this branch failed \(the first: topic unpublished was not published\)/.test(e.message);
-      await assert.rejects(step === 'prepare' ? branch.prepare() : branch.commitOnePhase(), refused);
-      assert.deepEqual(fake.calls, ['start', 'send t', 'end success', 'rollback'], `${step}: rolled back, never prepared or committed`);
-    }
-    // The only send of the branch failed: still work (the manager must not skip it as read-only).
-    const { producer } = fakeProducer();
-    const branch = await createBrokerResource(producer).begin(XID);
-    const xa = producer.getXAResource();
-    (xa as { send: unknown }).send = () => Promise.reject(new Error('no partition'));
-    await assert.rejects(branch.send({ topic: 't', data: 'x' }), /no partition/);
-    assert.equal(branch.hasWork, true);
-  });
-
   it('votes read-only only when nothing was sent', async () => {
     const { fake, producer } = fakeProducer({ vote: 3 });
     const resource = createBrokerResource(producer);
@@ -226,6 +199,29 @@ describe('tx.send(producer, message)', () => {
     assert.equal(tm.resources().length, 1);
     await tx.commit();
     await tm.close();
+  });
+
+  it('a send that failed, even one the application caught, makes the commit roll back every branch (all the sends or none)', async () => {
+    for (const only of [true, false]) {
+      const { fake, producer } = fakeProducer();
+      const xa = producer.getXAResource();
+      const send = xa.send.bind(xa);
+      (xa as { send: typeof send }).send = (xid, message, options) =>
+        message.topic === 'unpublished' ? Promise.reject(new Error('topic unpublished was not published')) : send(xid, message, options);
+      const tm = await createTransactionManager({ nodeName: 'n', log: new MemoryCoordinatorLog(), recoveryIntervalMs: 0 });
+      const tx = tm.begin();
+      if (!only) await tx.send(producer, { topic: 'orders', data: 'kept' });
+      await assert.rejects(tx.send(producer, { topic: 'unpublished', data: 'x' }), /was not published/);
+      await assert.rejects(
+        tx.commit(),
+        (e: unknown) =>
+          e instanceof TransactionRolledBackError && /1 send\(s\) of the transaction failed, and a transaction commits all its sends or none: topic unpublished was not published/.test(e.message),
+      );
+      const expected = only ? ['start', 'end fail', 'rollback'] : ['start', 'send orders', 'end fail', 'rollback'];
+      assert.deepEqual(fake.calls, expected, `${only ? 'the only send failed' : 'one of two sends failed'}: rolled back, never prepared or committed`);
+      assert.equal(tm.metrics().rollbacks, 1);
+      await tm.close();
+    }
   });
 
   it('enlistPostgres explains a pool without a registered PostgresResource', async () => {
