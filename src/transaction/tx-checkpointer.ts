@@ -70,25 +70,22 @@ export class TransactionCheckpointer {
     const marker = this.#journal.append(TxRecordType.CHECKPOINT, Buffer.alloc(0), 'sync');
     const previous = this.#running ?? Promise.resolve();
     const run = previous.then(async () => {
-      const position = await marker;
-      await writeCheckpoint(this.#dir, { position, payload }, { maxCheckpoints: this.#system.maxCheckpoints, logger: this.#log });
-      crashPoint('checkpoint.after-write');
-      const oldest = await oldestCheckpointPosition(this.#dir, { logger: this.#log });
-      const deleted = oldest === undefined ? 0 : await this.#journal.deleteFilesBefore(oldest);
-      this.#log.debug({ position, prepared: snapshot.prepared.length, deletedFiles: deleted }, 'transaction checkpoint written');
-    });
-    const counted = run.then(
-      () => {
-        this.#written += 1;
-        this.#lastWrittenAt = this.#now();
-        this.#lastFailure = undefined;
-      },
-      (error: unknown) => {
+      try {
+        const position = await marker;
+        await writeCheckpoint(this.#dir, { position, payload }, { maxCheckpoints: this.#system.maxCheckpoints, logger: this.#log });
+        crashPoint('checkpoint.after-write');
+        const oldest = await oldestCheckpointPosition(this.#dir, { logger: this.#log });
+        const deleted = oldest === undefined ? 0 : await this.#journal.deleteFilesBefore(oldest);
+        this.#log.debug({ position, prepared: snapshot.prepared.length, deletedFiles: deleted }, 'transaction checkpoint written');
+      } catch (error) {
         this.#lastFailure = error instanceof Error ? error.message : String(error);
         throw error;
-      },
-    );
-    this.#running = counted.catch(() => undefined);
-    return counted;
+      }
+      this.#written += 1;
+      this.#lastWrittenAt = this.#now();
+      this.#lastFailure = undefined;
+    });
+    this.#running = run.catch(() => undefined);
+    return run;
   }
 }

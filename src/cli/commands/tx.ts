@@ -9,6 +9,7 @@
  */
 import { formatOptionsHelp, parseCommandLine, UsageError, CliError } from './args.js';
 import { write, type CliContext } from './context.js';
+import { formatStatsTable } from '../output/format.js';
 import type { PendingEntry } from '../../xa/coordinator-log.js';
 import { DEFAULT_DECISION_TABLE, decisionTableSql, parseDecisionKey, recordedDecisionOf } from '../../xa/postgres/decision-table.js';
 import { joinTransactions, type DecisionRowInfo, type JoinedTransaction, type PgPreparedInfo } from './tx-join.js';
@@ -163,9 +164,7 @@ export async function runTx(options: TxOptions, ctx: CliContext): Promise<number
     if (options.json) {
       await write(ctx.stdout, `${JSON.stringify(body)}\n`);
     } else {
-      const rows = flattenStats(body);
-      const width = Math.max(...rows.map(([k]) => k.length));
-      await write(ctx.stdout, `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n`);
+      await write(ctx.stdout, `${formatStatsTable(Object.fromEntries(flattenStats(body)))}\n`);
     }
     return 0;
   }
