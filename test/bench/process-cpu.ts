@@ -19,11 +19,11 @@ const TICKS_PER_SECOND = ((): number => {
   }
 })();
 
-/** The fields of `/proc/<pid>/stat` after the command name, or undefined once the process is gone. */
-function statFields(pid: number): string[] | undefined {
+/** The fields of a `/proc/…/stat` file (`<pid>` or `<pid>/task/<tid>`) after the command name, or undefined once gone. */
+function statFields(path: string): string[] | undefined {
   let text: string;
   try {
-    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    text = fs.readFileSync(`/proc/${path}/stat`, 'utf8');
   } catch {
     return undefined;
   }
@@ -41,9 +41,19 @@ function seconds(fields: readonly string[], from: number, count: number): number
   return ticks / TICKS_PER_SECOND;
 }
 
+/**
+ * User + system CPU seconds of the main thread of the process `pid` so far (0 once it is gone):
+ * for a Node.js process, the event loop, whose one thread bounds what the process can serve
+ * whatever the number of cores (libuv's thread pool and V8's helpers run beside it).
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  const fields = statFields(`${pid}/task/${pid}`);
+  return fields === undefined ? 0 : seconds(fields, UTIME, 2);
+}
+
 /** User + system CPU seconds of the process `pid` so far (0 once it is gone). */
 export function processCpuSeconds(pid: number): number {
-  const fields = statFields(pid);
+  const fields = statFields(String(pid));
   return fields === undefined ? 0 : seconds(fields, UTIME, 2);
 }
 
@@ -53,12 +63,12 @@ export function processCpuSeconds(pid: number): number {
  * PostgreSQL's postmaster, that is every backend and auxiliary process.
  */
 export function processTreeCpuSeconds(pid: number): number {
-  const fields = statFields(pid);
+  const fields = statFields(String(pid));
   if (fields === undefined) return 0;
   let total = seconds(fields, UTIME, 4);
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const child = statFields(Number(entry));
+    const child = statFields(entry);
     if (child !== undefined && Number(child[PPID]) === pid) total += seconds(child, UTIME, 2);
   }
   return total;

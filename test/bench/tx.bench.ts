@@ -45,7 +45,7 @@ import { freePort } from '../helpers/free-port.js';
 import { adminStats } from '../helpers/tx-wire.js';
 import { startPostgres } from '../helpers/postgres-server.js';
 import { formatBenchLine, measureConcurrentRate, measureRate, type BenchFigure } from './bench-report.js';
-import { formatCpuPerOperation, ownCpuSeconds, processCpuSeconds, startCpuWindow } from './process-cpu.js';
+import { formatCpuPerOperation, mainThreadCpuSeconds, ownCpuSeconds, processCpuSeconds, startCpuWindow } from './process-cpu.js';
 import { RawBenchConnection } from './raw-baseline-client.js';
 
 const SECONDS = Number(process.env['METAQ_BENCH_SECONDS'] ?? 3);
@@ -97,6 +97,8 @@ async function postgresCommitRate(pool: pg.Pool, clients: number): Promise<numbe
 interface TxMeasured {
   readonly rate: number;
   readonly cpu: Readonly<Record<string, number>>;
+  /** CPU per transaction of the broker's main thread (its event loop) alone, µs. */
+  readonly brokerLoopUs: number;
 }
 
 async function txRate(mode: number, clients: number): Promise<TxMeasured> {
@@ -153,8 +155,10 @@ async function txRate(mode: number, clients: number): Promise<TxMeasured> {
     const before = await adminStats(httpPort);
     const brokerPid = broker.child.pid ?? 0;
     const window = startCpuWindow({ 'this process (raw client)': ownCpuSeconds, broker: () => processCpuSeconds(brokerPid) });
+    const loop = startCpuWindow({ loop: () => mainThreadCpuSeconds(brokerPid) });
     const elapsed = await drive(SECONDS);
     const cpu = window.end(committed);
+    const brokerLoopUs = loop.end(committed)['loop'] ?? 0;
     const rate = committed / elapsed;
     const after = await adminStats(httpPort);
     const syncs = after.journal.syncs - before.journal.syncs;
@@ -164,11 +168,11 @@ async function txRate(mode: number, clients: number): Promise<TxMeasured> {
     console.log(
       `  mode ${mode}, ${clients} client(s): ${rate.toFixed(0)} tx/s; journal: ${syncs} forced writes for ${forced} forced records` +
         (syncs > 0 ? ` (${(forced / syncs).toFixed(2)} per write), last one ${after.journal.lastSyncMs ?? '-'} ms` : '') +
-        `; CPU per transaction ${formatCpuPerOperation(cpu)}`,
+        `; CPU per transaction ${formatCpuPerOperation(cpu)}, of which the broker's event-loop thread ${brokerLoopUs.toFixed(0)} µs`,
     );
     for (const c of connections) c.close();
     if (failed > 0) throw new Error(`${failed} commits failed (mode ${mode}, ${clients} clients)`);
-    return { rate, cpu };
+    return { rate, cpu, brokerLoopUs };
   } finally {
     broker.child.kill('SIGTERM');
     await broker.exited;
@@ -191,12 +195,13 @@ async function main(): Promise<void> {
   }
   const figures: BenchFigure[] = [];
   const rates = new Map<string, number>();
-  const cpus = new Map<string, Readonly<Record<string, number>>>();
+  const cpus = new Map<string, TxMeasured>();
   for (const mode of (process.env['METAQ_BENCH_MODES'] ?? '1,2,0').split(',').map(Number)) {
     for (const clients of [1, 8]) {
-      const { rate, cpu } = await txRate(mode, clients);
+      const measured = await txRate(mode, clients);
+      const rate = measured.rate;
       rates.set(`${mode}-${clients}`, rate);
-      cpus.set(`${mode}-${clients}`, cpu);
+      cpus.set(`${mode}-${clients}`, measured);
       const target =
         mode === 1 ? (clients === 1 ? '>= 1800 tx/s' : '>= 9000 tx/s') : mode === 2 ? `>= 3 x mode 1 (${(3 * (rates.get(`1-${clients}`) ?? 0)).toFixed(0)} tx/s)` : undefined;
       figures.push({ name: `tx.local.mode${mode}.clients${clients}`, value: rate, unit: 'tx/s', baseline, ...(target === undefined ? {} : { target }) });
@@ -207,14 +212,16 @@ async function main(): Promise<void> {
   // whether that target is reachable on this machine at all.
   for (const clients of [1, 8]) {
     const mode1 = rates.get(`1-${clients}`);
-    const cpu = cpus.get(`2-${clients}`);
-    if (mode1 === undefined || cpu === undefined) continue;
-    const budget = (os.cpus().length * 1e6) / (3 * mode1);
-    const used = Object.values(cpu).reduce((sum, value) => sum + value, 0);
+    const mode2 = cpus.get(`2-${clients}`);
+    if (mode1 === undefined || mode2 === undefined) continue;
+    const target = 3 * mode1;
+    const budget = (os.cpus().length * 1e6) / target;
+    const used = Object.values(mode2.cpu).reduce((sum, value) => sum + value, 0);
     console.log(
-      `  mode 2, ${clients} client(s): at its target (3 x mode 1 = ${(3 * mode1).toFixed(0)} tx/s) ${os.cpus().length} cores allow ${budget.toFixed(0)} µs of CPU per transaction; ` +
-        `it used ${used.toFixed(0)} µs (${formatCpuPerOperation(cpu)})` +
-        (clients === 1 ? ', but one client mostly waits: its bound is the round trip' : ''),
+      `  mode 2, ${clients} client(s): at its target (3 x mode 1 = ${target.toFixed(0)} tx/s) ${os.cpus().length} cores allow ${budget.toFixed(0)} µs of CPU per transaction ` +
+        `and the broker's one event-loop thread ${(1e6 / target).toFixed(0)} µs; it used ${used.toFixed(0)} µs (${formatCpuPerOperation(mode2.cpu)}), ` +
+        `the event loop ${mode2.brokerLoopUs.toFixed(0)} µs (at most ${(1e6 / mode2.brokerLoopUs).toFixed(0)} tx/s)` +
+        (clients === 1 ? '; one client mostly waits, so its bound is the round trip' : ''),
     );
   }
   // The targets of mode 1 are PostgreSQL's commit rates on the reference machine (1,843/s with 1

@@ -39,7 +39,7 @@ import { testBrokerIni } from '../helpers/broker-config.js';
 import { spawnBroker } from '../helpers/broker-process.js';
 import { startPostgres } from '../helpers/postgres-server.js';
 import { formatBenchLine, measureConcurrentRate, type BenchFigure } from './bench-report.js';
-import { formatCpuPerOperation, ownCpuSeconds, processCpuSeconds, processTreeCpuSeconds, startCpuWindow, type CpuClocks } from './process-cpu.js';
+import { formatCpuPerOperation, mainThreadCpuSeconds, ownCpuSeconds, processCpuSeconds, processTreeCpuSeconds, startCpuWindow, type CpuClocks } from './process-cpu.js';
 
 const SECONDS = Number(process.env['METAQ_BENCH_SECONDS'] ?? 5);
 const WARMUP_SECONDS = Number(process.env['METAQ_BENCH_WARMUP_SECONDS'] ?? 2);
@@ -50,6 +50,8 @@ const data = Buffer.alloc(1024, 7);
 interface Measured {
   readonly rate: number;
   readonly cpu: Readonly<Record<string, number>>;
+  /** CPU per operation of the event-loop (main) threads alone, µs, where measured. */
+  readonly loops?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -173,6 +175,7 @@ async function main(): Promise<void> {
       Object.assign(probe, { enlist: 0, query: 0, send: 0, commit: 0, n: 0, prep: 0, p2: 0 });
       let count = 0;
       const window = startCpuWindow(xaClocks);
+      const loops = startCpuWindow({ 'this process': () => mainThreadCpuSeconds(process.pid), broker: () => mainThreadCpuSeconds(brokerPid) });
       const started = process.hrtime.bigint();
       await measureConcurrentRate(SECONDS, clients, async () => {
         await step();
@@ -182,7 +185,7 @@ async function main(): Promise<void> {
       await drained(manager);
       const value = count / (Number(process.hrtime.bigint() - started) / 1e9);
       if (PROBE) { console.log(`probe ${db.resourceId} ${clients}: ms/tx enlist ${(probe.enlist / probe.n).toFixed(2)} query ${(probe.query / probe.n).toFixed(2)} send ${(probe.send / probe.n).toFixed(2)} commit ${(probe.commit / probe.n).toFixed(2)} (to the decision ${(probe.prep / probe.n).toFixed(2)}, phase two ${(probe.p2 / probe.n).toFixed(2)})`); Object.assign(probe, { enlist: 0, query: 0, send: 0, commit: 0, n: 0, prep: 0, p2: 0 }); }
-      return { rate: value, cpu: window.end(count) };
+      return { rate: value, cpu: window.end(count), loops: loops.end(count) };
     };
     const figures: BenchFigure[] = [];
     const reference: string[] = [];
@@ -211,7 +214,13 @@ async function main(): Promise<void> {
             (clients === 1 ? ' (one client waits more than it computes: not the bound there)' : ''),
           `    PostgreSQL's own 2PC: ${formatCpuPerOperation(twoPhase.cpu)}`,
           `    a decision-row transaction's PostgreSQL part alone: ${formatCpuPerOperation(decisionPart.cpu)}`,
-          ...measured.map(([name, m]) => `    ${name}: ${formatCpuPerOperation(m.cpu)}`),
+          ...measured.map(
+            ([name, m]) =>
+              `    ${name}: ${formatCpuPerOperation(m.cpu)}; event-loop threads: ` +
+              Object.entries(m.loops ?? {})
+                .map(([who, us]) => `${who} ${us.toFixed(0)} µs (at most ${(1e6 / us).toFixed(0)} tx/s)`)
+                .join(', '),
+          ),
         );
       }
       const m = tm.metrics();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { formatCpuPerOperation, ownCpuSeconds, processCpuSeconds, processTreeCpuSeconds, startCpuWindow } from '../bench/process-cpu.js';
+import { formatCpuPerOperation, mainThreadCpuSeconds, ownCpuSeconds, processCpuSeconds, processTreeCpuSeconds, startCpuWindow } from '../bench/process-cpu.js';
 
 /** Burns about `ms` of CPU on this thread. */
 function burn(ms: number): void {
@@ -18,6 +18,10 @@ describe('benchmark CPU accounting (/proc)', () => {
     const own = ownCpuSeconds();
     assert.ok(fromProc > 0.15, `read ${fromProc} s from /proc after burning 0.2 s`);
     assert.ok(Math.abs(fromProc - own) < 0.1, `/proc ${fromProc} s vs cpuUsage ${own} s`);
+    // The burn ran on the main thread: its own clock has it, and never more than the process's.
+    const mainThread = mainThreadCpuSeconds(process.pid);
+    assert.ok(mainThread > 0.15, `main thread ${mainThread} s after burning 0.2 s on it`);
+    assert.ok(mainThread <= processCpuSeconds(process.pid) + 0.02, `main thread ${mainThread} s > process`);
   });
 
   it('counts the CPU of children that already exited (cutime/cstime) in the tree', () => {
@@ -31,6 +35,7 @@ describe('benchmark CPU accounting (/proc)', () => {
   it('reads 0 for a process that does not exist', () => {
     assert.equal(processCpuSeconds(2 ** 22 + 12345), 0);
     assert.equal(processTreeCpuSeconds(2 ** 22 + 12345), 0);
+    assert.equal(mainThreadCpuSeconds(2 ** 22 + 12345), 0);
   });
 
   it('gives µs per operation over a window, and formats a sum', () => {
