@@ -41,20 +41,24 @@ function seconds(fields: readonly string[], from: number, count: number): number
   return ticks / TICKS_PER_SECOND;
 }
 
+/** User + system CPU seconds in the `/proc/<path>/stat` file so far (0 once it is gone). */
+function cpuSecondsOf(path: string): number {
+  const fields = statFields(path);
+  return fields === undefined ? 0 : seconds(fields, UTIME, 2);
+}
+
 /**
  * User + system CPU seconds of the main thread of the process `pid` so far (0 once it is gone):
  * for a Node.js process, the event loop, whose one thread bounds what the process can serve
  * whatever the number of cores (libuv's thread pool and V8's helpers run beside it).
  */
 export function mainThreadCpuSeconds(pid: number): number {
-  const fields = statFields(`${pid}/task/${pid}`);
-  return fields === undefined ? 0 : seconds(fields, UTIME, 2);
+  return cpuSecondsOf(`${pid}/task/${pid}`);
 }
 
 /** User + system CPU seconds of the process `pid` so far (0 once it is gone). */
 export function processCpuSeconds(pid: number): number {
-  const fields = statFields(String(pid));
-  return fields === undefined ? 0 : seconds(fields, UTIME, 2);
+  return cpuSecondsOf(String(pid));
 }
 
 /**
@@ -100,9 +104,13 @@ export function startCpuWindow(clocks: CpuClocks): CpuWindow {
   };
 }
 
+/** The sum of every clock's µs per operation. */
+export function totalCpuPerOperation(perOperation: Readonly<Record<string, number>>): number {
+  return Object.values(perOperation).reduce((sum, value) => sum + value, 0);
+}
+
 /** `manager 667 + broker 523 + PostgreSQL 399 = 1589 µs` */
 export function formatCpuPerOperation(perOperation: Readonly<Record<string, number>>): string {
-  const parts = Object.entries(perOperation);
-  const total = parts.reduce((sum, [, value]) => sum + value, 0);
-  return `${parts.map(([name, value]) => `${name} ${value.toFixed(0)}`).join(' + ')} = ${total.toFixed(0)} µs`;
+  const parts = Object.entries(perOperation).map(([name, value]) => `${name} ${value.toFixed(0)}`);
+  return `${parts.join(' + ')} = ${totalCpuPerOperation(perOperation).toFixed(0)} µs`;
 }

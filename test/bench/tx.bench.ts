@@ -45,7 +45,7 @@ import { freePort } from '../helpers/free-port.js';
 import { adminStats } from '../helpers/tx-wire.js';
 import { startPostgres } from '../helpers/postgres-server.js';
 import { formatBenchLine, measureConcurrentRate, measureRate, type BenchFigure } from './bench-report.js';
-import { formatCpuPerOperation, mainThreadCpuSeconds, ownCpuSeconds, processCpuSeconds, startCpuWindow } from './process-cpu.js';
+import { formatCpuPerOperation, mainThreadCpuSeconds, ownCpuSeconds, processCpuSeconds, startCpuWindow, totalCpuPerOperation } from './process-cpu.js';
 import { RawBenchConnection } from './raw-baseline-client.js';
 
 const SECONDS = Number(process.env['METAQ_BENCH_SECONDS'] ?? 3);
@@ -194,16 +194,16 @@ async function main(): Promise<void> {
     await postgres.stop();
   }
   const figures: BenchFigure[] = [];
-  const rates = new Map<string, number>();
-  const cpus = new Map<string, TxMeasured>();
+  /** By `<mode>-<clients>`. */
+  const results = new Map<string, TxMeasured>();
+  const rateOf = (mode: number, clients: number): number | undefined => results.get(`${mode}-${clients}`)?.rate;
   for (const mode of (process.env['METAQ_BENCH_MODES'] ?? '1,2,0').split(',').map(Number)) {
     for (const clients of [1, 8]) {
       const measured = await txRate(mode, clients);
+      results.set(`${mode}-${clients}`, measured);
       const rate = measured.rate;
-      rates.set(`${mode}-${clients}`, rate);
-      cpus.set(`${mode}-${clients}`, measured);
       const target =
-        mode === 1 ? (clients === 1 ? '>= 1800 tx/s' : '>= 9000 tx/s') : mode === 2 ? `>= 3 x mode 1 (${(3 * (rates.get(`1-${clients}`) ?? 0)).toFixed(0)} tx/s)` : undefined;
+        mode === 1 ? (clients === 1 ? '>= 1800 tx/s' : '>= 9000 tx/s') : mode === 2 ? `>= 3 x mode 1 (${(3 * (rateOf(1, clients) ?? 0)).toFixed(0)} tx/s)` : undefined;
       figures.push({ name: `tx.local.mode${mode}.clients${clients}`, value: rate, unit: 'tx/s', baseline, ...(target === undefined ? {} : { target }) });
     }
   }
@@ -211,12 +211,12 @@ async function main(): Promise<void> {
   // transaction costs (broker and client), against what the cores allow at 3 x mode 1, shows
   // whether that target is reachable on this machine at all.
   for (const clients of [1, 8]) {
-    const mode1 = rates.get(`1-${clients}`);
-    const mode2 = cpus.get(`2-${clients}`);
+    const mode1 = rateOf(1, clients);
+    const mode2 = results.get(`2-${clients}`);
     if (mode1 === undefined || mode2 === undefined) continue;
     const target = 3 * mode1;
     const budget = (os.cpus().length * 1e6) / target;
-    const used = Object.values(mode2.cpu).reduce((sum, value) => sum + value, 0);
+    const used = totalCpuPerOperation(mode2.cpu);
     console.log(
       `  mode 2, ${clients} client(s): at its target (3 x mode 1 = ${target.toFixed(0)} tx/s) ${os.cpus().length} cores allow ${budget.toFixed(0)} µs of CPU per transaction ` +
         `and the broker's one event-loop thread ${(1e6 / target).toFixed(0)} µs; it used ${used.toFixed(0)} µs (${formatCpuPerOperation(mode2.cpu)}), ` +
@@ -228,7 +228,7 @@ async function main(): Promise<void> {
   // client; 9,000 = 1.5 x its 5,984/s with 8). Disk latency here varies twofold from run to run,
   // so the same comparison is also made against PostgreSQL measured now, on this disk.
   for (const clients of [1, 8]) {
-    const rate = rates.get(`1-${clients}`);
+    const rate = rateOf(1, clients);
     const postgresRate = postgresRates.get(clients);
     if (rate === undefined || postgresRate === undefined) continue;
     figures.push({

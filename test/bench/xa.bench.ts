@@ -54,21 +54,37 @@ interface Measured {
   readonly loops?: Readonly<Record<string, number>>;
 }
 
+/** What {@link rate} measures besides the operations and the CPU of its clocks. */
+interface RateOptions {
+  /** Event-loop (main-thread) clocks, reported apart from the process clocks. */
+  readonly loops?: CpuClocks;
+  /**
+   * Waits for work the operations left running (background phase twos): after the warm-up, so
+   * the measured period starts clean, and at its end, whose time and CPU count too.
+   */
+  readonly settle?: () => Promise<void>;
+}
+
 /**
  * Operations per second of `clients` concurrent loops of `step`, for SECONDS, after a warm-up of
  * WARMUP_SECONDS that is not counted (unoptimised JavaScript in the manager and the broker, and
  * fresh files, are not the steady state; bench:tx explains), with the CPU of `clocks` per
  * operation over the measured period.
  */
-async function rate(clients: number, step: (client: number, n: number) => Promise<void>, clocks: CpuClocks): Promise<Measured> {
+async function rate(clients: number, step: () => Promise<void>, clocks: CpuClocks, options: RateOptions = {}): Promise<Measured> {
   await measureConcurrentRate(WARMUP_SECONDS, clients, step);
+  await options.settle?.();
   let done = 0;
   const window = startCpuWindow(clocks);
-  const value = await measureConcurrentRate(SECONDS, clients, async (client, n) => {
-    await step(client, n);
+  const loops = options.loops === undefined ? undefined : startCpuWindow(options.loops);
+  const started = process.hrtime.bigint();
+  await measureConcurrentRate(SECONDS, clients, async () => {
+    await step();
     done += 1;
   });
-  return { rate: value, cpu: window.end(done) };
+  await options.settle?.();
+  const value = done / (Number(process.hrtime.bigint() - started) / 1e9);
+  return { rate: value, cpu: window.end(done), ...(loops === undefined ? {} : { loops: loops.end(done) }) };
 }
 
 let nextId = 0;
@@ -149,9 +165,14 @@ async function main(): Promise<void> {
     const drained = async (manager: typeof tm): Promise<void> => {
       while (manager.metrics().committingWithoutEnd > 0 || manager.metrics().inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 1));
     };
-    const pgClocks: CpuClocks = { 'this process (pg client)': ownCpuSeconds, PostgreSQL: () => processTreeCpuSeconds(postgres.pid ?? 0) };
+    const postgresCpu = (): number => processTreeCpuSeconds(postgres.pid ?? 0);
+    const pgClocks: CpuClocks = { 'this process (pg client)': ownCpuSeconds, PostgreSQL: postgresCpu };
     const brokerPid = broker.child.pid ?? 0;
-    const xaClocks: CpuClocks = { 'this process (manager, pg client, producer)': ownCpuSeconds, broker: () => processCpuSeconds(brokerPid), PostgreSQL: pgClocks['PostgreSQL'] ?? (() => 0) };
+    const xaClocks: CpuClocks = { 'this process (manager, pg client, producer)': ownCpuSeconds, broker: () => processCpuSeconds(brokerPid), PostgreSQL: postgresCpu };
+    const loopClocks: CpuClocks = { 'this process': () => mainThreadCpuSeconds(process.pid), broker: () => mainThreadCpuSeconds(brokerPid) };
+    const resetProbe = (): void => {
+      Object.assign(probe, { enlist: 0, query: 0, send: 0, commit: 0, n: 0, prep: 0, p2: 0 });
+    };
     const xaRate = async (db: typeof resource, clients: number, manager = tm): Promise<Measured> => {
       const step = async (): Promise<void> => {
         const id = nextId++;
@@ -169,23 +190,17 @@ async function main(): Promise<void> {
         const t4 = performance.now();
         if (PROBE) { probe.enlist += t1 - t0; probe.query += t2 - t1; probe.send += t3 - t2; probe.commit += t4 - t3; probe.n++; probe.prep += (marks.get('COMMITTING') ?? t4) - t3; probe.p2 += (marks.get('ENDED') ?? t4) - (marks.get('COMMITTING') ?? t4); }
       };
-      await measureConcurrentRate(WARMUP_SECONDS, clients, step);
-      // The warm-up's background phase twos finish before the measured period starts.
-      await drained(manager);
-      Object.assign(probe, { enlist: 0, query: 0, send: 0, commit: 0, n: 0, prep: 0, p2: 0 });
-      let count = 0;
-      const window = startCpuWindow(xaClocks);
-      const loops = startCpuWindow({ 'this process': () => mainThreadCpuSeconds(process.pid), broker: () => mainThreadCpuSeconds(brokerPid) });
-      const started = process.hrtime.bigint();
-      await measureConcurrentRate(SECONDS, clients, async () => {
-        await step();
-        count += 1;
-      });
-      // With a background phase two, the time (and the CPU) until every phase two ended counts too.
-      await drained(manager);
-      const value = count / (Number(process.hrtime.bigint() - started) / 1e9);
-      if (PROBE) { console.log(`probe ${db.resourceId} ${clients}: ms/tx enlist ${(probe.enlist / probe.n).toFixed(2)} query ${(probe.query / probe.n).toFixed(2)} send ${(probe.send / probe.n).toFixed(2)} commit ${(probe.commit / probe.n).toFixed(2)} (to the decision ${(probe.prep / probe.n).toFixed(2)}, phase two ${(probe.p2 / probe.n).toFixed(2)})`); Object.assign(probe, { enlist: 0, query: 0, send: 0, commit: 0, n: 0, prep: 0, p2: 0 }); }
-      return { rate: value, cpu: window.end(count), loops: loops.end(count) };
+      // With a background phase two, the time (and the CPU) until every phase two ended counts
+      // too; the warm-up's finish before the measured period starts (and the probe restarts).
+      let warm = false;
+      const settle = async (): Promise<void> => {
+        await drained(manager);
+        if (!warm) resetProbe();
+        warm = true;
+      };
+      const measured = await rate(clients, step, xaClocks, { loops: loopClocks, settle });
+      if (PROBE) { console.log(`probe ${db.resourceId} ${clients}: ms/tx enlist ${(probe.enlist / probe.n).toFixed(2)} query ${(probe.query / probe.n).toFixed(2)} send ${(probe.send / probe.n).toFixed(2)} commit ${(probe.commit / probe.n).toFixed(2)} (to the decision ${(probe.prep / probe.n).toFixed(2)}, phase two ${(probe.p2 / probe.n).toFixed(2)})`); resetProbe(); }
+      return measured;
     };
     const figures: BenchFigure[] = [];
     const reference: string[] = [];
