@@ -17,10 +17,14 @@ import { branchXid, makeGtrid, nodeIdOf, pgGidOf, type Xid } from '../../src/xa/
 
 type Answer = { command: string; rows?: Array<Record<string, unknown>> } | Error;
 type Script = (text: string, client: FakeClient) => Answer | undefined;
+type FakeResult = { command: string; rows: Array<Record<string, unknown>>; rowCount: number };
 
 /** A pg PoolClient stand-in: records statements, answers from a script, tracks transaction status. */
 class FakeClient extends EventEmitter {
+  /** Each query string as sent (one per round trip). */
   readonly statements: string[] = [];
+  /** Each statement PostgreSQL ran, a multi-statement query string split into its statements. */
+  readonly executed: string[] = [];
   readonly releases: Array<Error | boolean | undefined> = [];
   txStatus: 'I' | 'T' | 'E' | null = 'I';
   readonly escapeLiteral = pg.escapeLiteral;
@@ -35,15 +39,25 @@ class FakeClient extends EventEmitter {
     return this.txStatus;
   }
 
-  async query(textOrConfig: string | { text: string }): Promise<{ command: string; rows: Array<Record<string, unknown>>; rowCount: number }> {
+  /**
+   * Like node-pg: a query string of several statements (`a; b`, sent in one round trip) runs
+   * them in order, stops at the first error, and answers an array of results.
+   */
+  async query(textOrConfig: string | { text: string }): Promise<FakeResult | FakeResult[]> {
     const text = typeof textOrConfig === 'string' ? textOrConfig : textOrConfig.text;
     this.statements.push(text);
-    const answer = this.#script(text, this) ?? defaultAnswer(text, this);
-    if (answer instanceof Error) {
-      if (this.txStatus === 'T') this.txStatus = 'E';
-      throw answer;
+    const results: FakeResult[] = [];
+    const parts = text.split('; ');
+    for (const part of parts) {
+      this.executed.push(part);
+      const answer = this.#script(part, this) ?? defaultAnswer(part, this);
+      if (answer instanceof Error) {
+        if (this.txStatus === 'T') this.txStatus = 'E';
+        throw answer;
+      }
+      results.push({ command: answer.command, rows: answer.rows ?? [], rowCount: answer.rows?.length ?? 0 });
     }
-    return { command: answer.command, rows: answer.rows ?? [], rowCount: answer.rows?.length ?? 0 };
+    return parts.length === 1 ? (results[0] as FakeResult) : results;
   }
 
   release(err?: Error | boolean): void {
@@ -98,7 +112,7 @@ function isXa(code: number, pattern?: RegExp): (err: unknown) => true {
 }
 
 describe('xa postgres branch (fake pool)', () => {
-  it('begin/query/end/prepare: BEGIN, work, marker, PREPARE TRANSACTION, then a healthy release; prepare is idempotent', async () => {
+  it('begin/query/end/prepare: BEGIN, work, marker + PREPARE TRANSACTION in one round trip, then a healthy release; prepare is idempotent', async () => {
     const { pool, resource } = setUp();
     const branch = await resource.begin(XID);
     assert.equal(branch.resourceId, 'postgres:unit');
@@ -112,7 +126,8 @@ describe('xa postgres branch (fake pool)', () => {
     assert.equal(await branch.prepare(), 'ok');
     const [client] = pool.clients;
     assert.ok(client !== undefined);
-    assert.deepEqual(client.statements, ['BEGIN', 'INSERT INTO t VALUES ($1)', 'INSERT INTO "metaq_xa_marker" (gid) VALUES ($1)', `PREPARE TRANSACTION '${GID}'`]);
+    assert.deepEqual(client.statements, ['BEGIN', 'INSERT INTO t VALUES ($1)', `INSERT INTO "metaq_xa_marker" (gid) VALUES ('${GID}'); PREPARE TRANSACTION '${GID}'`]);
+    assert.deepEqual(client.executed.slice(2), [`INSERT INTO "metaq_xa_marker" (gid) VALUES ('${GID}')`, `PREPARE TRANSACTION '${GID}'`]);
     assert.deepEqual(client.releases, [undefined]);
     assert.equal(branch.state, 'prepared');
     await assert.rejects(branch.commitOnePhase(), isXa(XaCode.XAER_PROTO));
@@ -219,7 +234,9 @@ describe('xa postgres branch (fake pool)', () => {
     const branch = await resource.begin(XID);
     await branch.query('UPDATE t SET v = 1');
     await assert.rejects(branch.prepare(), isXa(XaCode.XA_RBROLLBACK, /Call init\(\)/));
-    assert.ok(!pool.clients[0]?.statements.some((s) => s.startsWith('PREPARE')));
+    assert.ok(!pool.clients[0]?.executed.some((s) => s.startsWith('PREPARE')), 'PREPARE never runs after a failed marker insert');
+    assert.equal(pool.clients[0]?.statements.at(-1), 'ROLLBACK');
+    assert.equal(branch.state, 'rolled-back');
   });
 
   it('commitOnePhase: COMMIT; "ROLLBACK" answer → XA_RBROLLBACK; deferred constraint → XA_RBINTEGRITY; lost connection → XAER_RMFAIL, then XAER_PROTO', async () => {

@@ -196,7 +196,7 @@ describe('xa postgres: marker table', () => {
     const sql = markerTableSql('metaq_xa_marker');
     assert.equal(sql.qualifiedName, '"metaq_xa_marker"');
     assert.equal(sql.create, 'CREATE TABLE IF NOT EXISTS "metaq_xa_marker" (gid text PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now())');
-    assert.equal(sql.insert, 'INSERT INTO "metaq_xa_marker" (gid) VALUES ($1)');
+    assert.equal(sql.insertRow("'g1'"), 'INSERT INTO "metaq_xa_marker" (gid) VALUES (\'g1\')');
     assert.equal(sql.deleteMany, 'DELETE FROM "metaq_xa_marker" WHERE gid = ANY($1::text[])');
     assert.equal(markerTableSql('app.Markers').qualifiedName, '"app"."Markers"');
   });

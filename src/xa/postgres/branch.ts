@@ -35,7 +35,7 @@ import type { Xid } from '../xid.js';
 import { isPostgresConnectionError, sqlStateOf } from './connection-errors.js';
 import { decisionCommitEndTag, decisionCommitFailure, decisionCommitStatement } from './decision-commit.js';
 import type { DecisionTableSql } from './decision-table.js';
-import { describePgError, phaseOneFailure, rollbackCodeOfSqlState, SQLSTATE_IN_FAILED_TRANSACTION, SQLSTATE_UNDEFINED_TABLE } from './error-mapping.js';
+import { describePgError, phaseOneFailure, SQLSTATE_IN_FAILED_TRANSACTION, SQLSTATE_UNDEFINED_TABLE } from './error-mapping.js';
 import { pgGidLiteral } from './gid.js';
 import type { MarkerTableSql } from './marker-table.js';
 import type { PinnedClient } from './pinned-client.js';
@@ -217,15 +217,9 @@ export class PostgresBranch implements Branch {
         throw failure;
       }
       await this.#checkStillInTransaction('prepare');
-      const client = this.#pinned.client;
-      try {
-        await client.query(this.#context.markers.insert, [this.gid]);
-      } catch (err) {
-        throw await this.#failBeforeCommit('prepare', err);
-      }
-      // Built from the validated gid and escaped anyway: PREPARE TRANSACTION cannot take $1.
+      // The marker row and PREPARE TRANSACTION in one round trip (see markerAndPrepareBlockEnd).
       // "If PREPARE TRANSACTION fails for any reason, it becomes a ROLLBACK."
-      await this.#endTransactionBlock('prepare', plainBlockEnd(`PREPARE TRANSACTION ${pgGidLiteral(client, this.gid)}`, 'PREPARE'), 'prepare-unknown');
+      await this.#endTransactionBlock('prepare', markerAndPrepareBlockEnd(this.#pinned.client, this.#context.markers, this.gid, this.#what('prepare')), 'prepare-unknown');
       this.#pinned.release();
       this.#state = 'prepared';
       return 'ok';
@@ -471,27 +465,6 @@ export class PostgresBranch implements Branch {
   }
 
   /**
-   * A statement before PREPARE/COMMIT (the marker insert) failed: PREPARE was never sent, so the
-   * transaction is certainly rolled back (by `ROLLBACK`, or by PostgreSQL when the session died).
-   */
-  async #failBeforeCommit(operation: string, err: unknown): Promise<XaError> {
-    let failure: XaError;
-    if (isPostgresConnectionError(this.#pinned.noteError(err))) {
-      failure = xaError(XaCode.XA_RBCOMMFAIL, `${this.#what(operation)}: the connection to PostgreSQL was lost before PREPARE (${describePgError(err)}); PostgreSQL rolled the transaction back`, err);
-    } else if (sqlStateOf(err) === SQLSTATE_IN_FAILED_TRANSACTION) {
-      // The usual way to learn that an earlier statement failed: its ReadyForQuery('E') may
-      // not have been read yet when prepare() checked the transaction status.
-      failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what(operation)}: a statement of the branch failed, so PostgreSQL aborted the transaction (${describePgError(err)})`, err);
-    } else if (sqlStateOf(err) === SQLSTATE_UNDEFINED_TABLE) {
-      failure = xaError(XaCode.XA_RBROLLBACK, `${this.#what(operation)}: cannot insert the marker row: ${describePgError(err)}. Call init() on the resource against this database first`, err);
-    } else {
-      failure = xaError(rollbackCodeOfSqlState(sqlStateOf(err)), `${this.#what(operation)}: cannot insert the marker row, rolled back: ${describePgError(err)}`, err);
-    }
-    await this.#rollbackAndRelease(failure);
-    return failure;
-  }
-
-  /**
    * `ROLLBACK` (unless the connection is gone) and release; the state becomes `rolled-back` with
    * `reason` for later calls. A failing ROLLBACK discards the client: closing the session rolls
    * the transaction back too.
@@ -511,6 +484,38 @@ export class PostgresBranch implements Branch {
     }
     this.#pinned.release(discard);
   }
+}
+
+/**
+ * `INSERT INTO <marker table> (gid) VALUES ('<gid>'); PREPARE TRANSACTION '<gid>'` as ONE
+ * simple-protocol query: the marker costs no round trip of its own (one of the five a branch
+ * used to make: BEGIN, the work, the marker, PREPARE, COMMIT PREPARED).
+ *
+ * Why this is safe: PostgreSQL runs the statements of a query string in order and stops at the
+ * first error, so PREPARE never runs without the marker, and a failed INSERT leaves the block
+ * open and aborted (the branch then rolls back, as before). node-pg answers two results, the
+ * last tagged `PREPARE` (or `ROLLBACK` when the block had already failed). The gid is validated
+ * and escaped: neither statement can take a bind parameter in a multi-statement query. A lost
+ * connection leaves the outcome unknown, exactly as a lost PREPARE alone did.
+ */
+function markerAndPrepareBlockEnd(client: PoolClient, markers: MarkerTableSql, gid: string, what: string): BlockEnd {
+  const literal = pgGidLiteral(client, gid);
+  return {
+    statement: `${markers.insertRow(literal)}; PREPARE TRANSACTION ${literal}`,
+    expectedTag: 'PREPARE',
+    endTagOf: (result) => {
+      if (!Array.isArray(result) || result.length !== 2) return undefined;
+      const last = (result as unknown[])[1] as Partial<QueryResult> | undefined;
+      return typeof last?.command === 'string' ? last.command : undefined;
+    },
+    failureOf: (err) => {
+      // The usual way to learn that an earlier statement failed: its ReadyForQuery('E') may not
+      // have been read yet when prepare() checked the transaction status.
+      if (sqlStateOf(err) === SQLSTATE_IN_FAILED_TRANSACTION) return xaError(XaCode.XA_RBROLLBACK, `${what}: a statement of the branch failed, so PostgreSQL aborted the transaction (${describePgError(err)})`, err);
+      if (sqlStateOf(err) === SQLSTATE_UNDEFINED_TABLE) return xaError(XaCode.XA_RBROLLBACK, `${what}: cannot insert the marker row: ${describePgError(err)}. Call init() on the resource against this database first`, err);
+      return undefined;
+    },
+  };
 }
 
 /** A one-statement block end (PREPARE TRANSACTION, COMMIT): the statement's own command tag. */

@@ -24,8 +24,12 @@ export interface MarkerTableSql {
   readonly qualifiedName: string;
   /** `CREATE TABLE IF NOT EXISTS … (gid text primary key, created_at timestamptz default now())`. */
   readonly create: string;
-  /** `INSERT … (gid) VALUES ($1)`. */
-  readonly insert: string;
+  /**
+   * `INSERT … (gid) VALUES (<literal>)` for an already escaped gid literal. A literal, not `$1`:
+   * the branch sends it in one simple-protocol query with `PREPARE TRANSACTION`, which cannot take
+   * bind parameters (see `preparedBlockEnd` in branch.ts).
+   */
+  readonly insertRow: (gidLiteral: string) => string;
   /** `SELECT 1 … WHERE gid = $1`. */
   readonly exists: string;
   /** `DELETE … WHERE gid = ANY($1::text[])`. */
@@ -51,7 +55,7 @@ export function markerTableSql(name: string): MarkerTableSql {
   return {
     qualifiedName,
     create: `CREATE TABLE IF NOT EXISTS ${qualifiedName} (gid text PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now())`,
-    insert: `INSERT INTO ${qualifiedName} (gid) VALUES ($1)`,
+    insertRow: (gidLiteral) => `INSERT INTO ${qualifiedName} (gid) VALUES (${gidLiteral})`,
     exists: `SELECT 1 AS present FROM ${qualifiedName} WHERE gid = $1`,
     deleteMany: `DELETE FROM ${qualifiedName} WHERE gid = ANY($1::text[])`,
     listPage: `SELECT gid FROM ${qualifiedName} WHERE gid LIKE ANY($1::text[]) AND ($2::text IS NULL OR gid > $2) ORDER BY gid LIMIT $3`,
