@@ -22,14 +22,11 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type pg from 'pg';
 import { createMessageSessionFactory } from '../../src/index.js';
 import { createBrokerResource, createPostgresResource, createTransactionManager, XA_CRASH_POINT_ENV, XA_CRASH_POINTS, type XaCrashPoint } from '../../src/xa/index.js';
-import type { PostgresServer } from '../helpers/postgres-server.js';
-import type { TxBrokerHome, TxBrokerRun } from '../helpers/tx-wire.js';
 import { readAll } from '../helpers/tx-wire.js';
 import { assertNothingInDoubt } from '../helpers/xa-agreement.js';
-import { startXaRig, stopXaRig } from '../helpers/xa-rig.js';
+import { startXaRig, stopXaRig, type XaRig } from '../helpers/xa-rig.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EXAMPLE = join(REPO_ROOT, 'examples', 'xa-postgres.ts');
@@ -54,28 +51,23 @@ interface ExampleRun {
 }
 
 describe('examples/xa-postgres.ts killed anywhere and run again (real broker, PostgreSQL and example processes)', () => {
-  let root: { path: string; remove: () => Promise<void> };
-  let pgServer: PostgresServer;
-  let home: TxBrokerHome;
-  let broker: TxBrokerRun;
-  let brokerUrl: string;
-  let pool: pg.Pool;
+  let rig: XaRig;
   const running = new Set<ExampleRun>();
   /** Every order id any run reported committed. */
   const reportedCommitted = new Set<string>();
 
   before(async () => {
-    ({ root, pgServer, home, broker, brokerUrl, pool } = await startXaRig('metaq-xa-example-', 'xa_orders', { maxPreparedTransactions: 16 }));
+    rig = await startXaRig('metaq-xa-example-', 'xa_orders', { maxPreparedTransactions: 16 });
   });
 
   after(async () => {
     for (const run of running) run.kill();
     await Promise.all([...running].map((run) => run.exited));
-    await stopXaRig({ root, pgServer, home, pool });
+    if (typeof rig === 'object') await stopXaRig(rig); // unset when before() failed
   });
 
   function runExample(orders: number, extraEnv: NodeJS.ProcessEnv = {}): ExampleRun {
-    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: pgServer.connectionString, METAQ_URL: brokerUrl, METAQ_XA_LOG_DIR: join(root.path, 'xa-log'), ...extraEnv };
+    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: rig.pgServer.connectionString, METAQ_URL: rig.brokerUrl, METAQ_XA_LOG_DIR: join(rig.root.path, 'xa-log'), ...extraEnv };
     if (extraEnv[XA_CRASH_POINT_ENV] === undefined) delete env[XA_CRASH_POINT_ENV];
     const child = spawn(process.execPath, ['--import', 'tsx', EXAMPLE, String(orders), TOPIC], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: string[] = [];
@@ -134,9 +126,9 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
 
   /** The verdict: rows and messages agree one to one, and every order reported committed is in both. */
   async function assertExampleAgrees(context: string): Promise<{ rows: number }> {
-    const rows = new Set((await pool.query<{ id: string }>('SELECT id::text AS id FROM example_orders')).rows.map((row) => row.id));
+    const rows = new Set((await rig.pool.query<{ id: string }>('SELECT id::text AS id FROM example_orders')).rows.map((row) => row.id));
     const messages = new Map<string, number>();
-    for (const stored of await readAll(broker.port)) {
+    for (const stored of await readAll(rig.broker.port)) {
       if (stored.topic !== TOPIC) continue;
       const body = JSON.parse(stored.tag) as { event?: unknown; orderId?: unknown };
       assert.equal(body.event, 'order-created', `${context}: an unexpected message on ${TOPIC}: ${stored.tag}`);
@@ -199,15 +191,15 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
   }
 
   it('orphans left by the kills are rolled back by recovery on the same log; nothing stays prepared; rows and messages still agree', async () => {
-    const factory = createMessageSessionFactory({ serverUrl: brokerUrl });
+    const factory = createMessageSessionFactory({ serverUrl: rig.brokerUrl });
     try {
       const producer = factory.createProducer();
       // The same participants as the example (their ids are in the coordinator log).
-      const database = createPostgresResource({ pool, name: 'shop', mode: 'xa' });
-      const brokerResource = createBrokerResource(producer, { brokerUrl, uniqueQualifier: NODE_NAME });
+      const database = createPostgresResource({ pool: rig.pool, name: 'shop', mode: 'xa' });
+      const brokerResource = createBrokerResource(producer, { brokerUrl: rig.brokerUrl, uniqueQualifier: NODE_NAME });
       const tm = await createTransactionManager({
         nodeName: NODE_NAME,
-        logDir: join(root.path, 'xa-log'),
+        logDir: join(rig.root.path, 'xa-log'),
         resources: [brokerResource, database],
         orphanSafetyIntervalMs: 0,
         recoveryIntervalMs: 0,
@@ -227,7 +219,7 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
     } finally {
       await factory.close();
     }
-    await assertNothingInDoubt(pool, broker.port, { nodeName: NODE_NAME, uniqueQualifier: NODE_NAME }, 'after recovery of the example');
+    await assertNothingInDoubt(rig.pool, rig.broker.port, { nodeName: NODE_NAME, uniqueQualifier: NODE_NAME }, 'after recovery of the example');
     const { rows } = await assertExampleAgrees('after the final recovery');
     assert.ok(rows >= reportedCommitted.size, 'every reported order is there');
   });
