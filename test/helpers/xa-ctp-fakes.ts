@@ -19,6 +19,9 @@ export interface CtpQuery {
 /** A scripted answer (rows / rowCount / command tag), or an error to throw. */
 export type CtpResponse = { rows?: unknown[]; rowCount?: number; command?: string } | Error;
 
+/** What a scripted statement answers. */
+type CtpResult = { rows: unknown[]; rowCount: number; command: string };
+
 class ScriptedClient extends EventEmitter {
   readonly id: number;
   readonly escapeLiteral = pg.escapeLiteral;
@@ -35,17 +38,27 @@ class ScriptedClient extends EventEmitter {
     return this.status;
   }
 
-  async query(textOrConfig: string | { text: string; values?: unknown[] }, values?: unknown[]): Promise<{ rows: unknown[]; rowCount: number; command: string }> {
+  /**
+   * Like node-pg: a query string of several statements separated by `; ` (sent in one round trip,
+   * e.g. the marker row + `PREPARE TRANSACTION`) runs them in order — each recorded as its own
+   * statement — stops at the first error, and answers an array of results.
+   */
+  async query(textOrConfig: string | { text: string; values?: unknown[] }, values?: unknown[]): Promise<CtpResult | CtpResult[]> {
     const text = typeof textOrConfig === 'string' ? textOrConfig : textOrConfig.text;
-    const answer = await this.#pool.run(this.id, text, values ?? (typeof textOrConfig === 'string' ? undefined : textOrConfig.values));
-    const verb = text.split(' ')[0] ?? '';
-    if (answer instanceof Error) {
-      if (this.status === 'T') this.status = 'E';
-      throw answer;
+    const parts = text.split('; ');
+    const results: CtpResult[] = [];
+    for (const part of parts) {
+      const answer = await this.#pool.run(this.id, part, values ?? (typeof textOrConfig === 'string' ? undefined : textOrConfig.values));
+      const verb = part.split(' ')[0] ?? '';
+      if (answer instanceof Error) {
+        if (this.status === 'T') this.status = 'E';
+        throw answer;
+      }
+      if (verb === 'BEGIN') this.status = 'T';
+      if (verb === 'PREPARE' || verb === 'COMMIT' || verb === 'ROLLBACK') this.status = 'I';
+      results.push(answer);
     }
-    if (verb === 'BEGIN') this.status = 'T';
-    if (verb === 'PREPARE' || verb === 'COMMIT' || verb === 'ROLLBACK') this.status = 'I';
-    return answer;
+    return parts.length === 1 ? (results[0] as CtpResult) : results;
   }
 
   release(arg?: unknown): void {
