@@ -388,13 +388,14 @@ describe('XA failure matrix §5.7 rows 16 and 18 (real broker and PostgreSQL, ma
           pgXid = db.xid;
         },
       });
-      // The deferred trigger sleeps inside PREPARE TRANSACTION: kill that backend.
+      // The deferred trigger sleeps inside PREPARE TRANSACTION: kill that backend (its query is
+      // the marker row and PREPARE TRANSACTION, sent as one string).
       let killed = false;
       const deadline = Date.now() + 20_000;
       while (!killed) {
         assert.ok(Date.now() < deadline, 'the PREPARE TRANSACTION of order 2 never showed up sleeping');
         const result = await pool.query<{ killed: boolean }>(
-          "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE query LIKE 'PREPARE TRANSACTION%' AND wait_event = 'PgSleep'",
+          "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE query LIKE '%PREPARE TRANSACTION %' AND wait_event = 'PgSleep'",
         );
         killed = result.rows.some((r) => r.killed);
         if (!killed) await new Promise((resolve) => setTimeout(resolve, 20));
