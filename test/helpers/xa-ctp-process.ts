@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { XA_CRASH_POINT_ENV } from '../../src/xa/index.js';
+import { exitWithin } from './child-exit.js';
 import type { CtpWorkerConfig, CtpWorkerLine } from './xa-ctp-protocol.js';
 
 const WORKER = fileURLToPath(new URL('./xa-ctp-worker.ts', import.meta.url));
@@ -92,19 +93,10 @@ export class CtpWorker {
   }
 
   /** Waits for the exit; SIGKILLs and rejects after `timeoutMs`. */
-  async waitForExit(timeoutMs: number): Promise<CtpExit> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs);
-    });
-    const result = await Promise.race([this.exited, timeout]);
-    clearTimeout(timer);
-    if (result !== 'timeout') return result;
-    const description = this.describe();
-    this.kill('SIGKILL');
-    await this.exited;
-    throw new Error(`worker did not exit within ${timeoutMs} ms\n${description}`);
+  waitForExit(timeoutMs: number): Promise<CtpExit> {
+    return exitWithin(this, timeoutMs, 'worker');
   }
+
 }
 
 /** SIGKILLs every worker still running and waits for them (for `after` hooks). */

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { XA_CRASH_POINT_ENV, type TransactionManagerMetrics } from '../../src/xa/index.js';
+import { exitWithin } from './child-exit.js';
 import { isRecoveredLine, type XaWorkerConfig, type XaWorkerLine } from './xa-worker-protocol.js';
 
 const WORKER = fileURLToPath(new URL('./xa-order-worker.ts', import.meta.url));
@@ -136,20 +137,8 @@ export class XaWorker {
   }
 
   /** Waits for the exit; SIGKILLs the worker and rejects after `timeoutMs`. */
-  async waitForExit(timeoutMs = 60_000): Promise<XaWorkerExit> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs);
-    });
-    const result = await Promise.race([this.exited, timeout]);
-    clearTimeout(timer);
-    if (result === 'timeout') {
-      const description = this.describe();
-      this.kill('SIGKILL');
-      await this.exited;
-      throw new Error(`worker did not exit within ${timeoutMs} ms\n${description}`);
-    }
-    return result;
+  waitForExit(timeoutMs = 60_000): Promise<XaWorkerExit> {
+    return exitWithin(this, timeoutMs, 'worker');
   }
 
   /** Sends `signal` if the process still runs. */

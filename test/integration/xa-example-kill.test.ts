@@ -24,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createMessageSessionFactory } from '../../src/index.js';
 import { createBrokerResource, createPostgresResource, createTransactionManager, XA_CRASH_POINT_ENV, XA_CRASH_POINTS, type XaCrashPoint } from '../../src/xa/index.js';
+import { exitWithin } from '../helpers/child-exit.js';
 import { readAll } from '../helpers/tx-wire.js';
 import { assertNothingInDoubt } from '../helpers/xa-agreement.js';
 import { startXaRig, stopXaRig, type XaRig } from '../helpers/xa-rig.js';
@@ -46,7 +47,7 @@ interface ExampleRun {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Resolves with the first line matching `pattern` (rejects if the run exits first). */
   readonly waitForLine: (pattern: RegExp) => Promise<RegExpMatchArray>;
-  readonly kill: () => void;
+  readonly kill: (signal: NodeJS.Signals) => void;
   readonly describe: () => string;
 }
 
@@ -61,7 +62,7 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
   });
 
   after(async () => {
-    for (const run of running) run.kill();
+    for (const run of running) run.kill('SIGKILL');
     await Promise.all([...running].map((run) => run.exited));
     if (typeof rig === 'object') await stopXaRig(rig); // unset when before() failed
   });
@@ -104,7 +105,9 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
           waiters.add({ pattern, resolve });
           void exited.then((exit) => reject(new Error(`the example exited (${JSON.stringify(exit)}) before printing ${pattern}\n${describeRun()}`)));
         }),
-      kill: () => child.kill('SIGKILL'),
+      kill: (signal) => {
+        if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      },
       describe: describeRun,
     };
     running.add(run);
@@ -112,16 +115,8 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
     return run;
   }
 
-  async function waitForExit(run: ExampleRun, ms = 90_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    const cancel = new AbortController();
-    const timer = sleep(ms, undefined, { signal: cancel.signal }).catch(() => undefined);
-    const exit = await Promise.race([run.exited, timer]);
-    cancel.abort(); // an unfinished timer would keep the test process alive for `ms`
-    if (exit === undefined) {
-      run.kill();
-      assert.fail(`the example did not exit within ${ms} ms\n${run.describe()}`);
-    }
-    return exit;
+  function waitForExit(run: ExampleRun, ms = 90_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return exitWithin(run, ms, 'the example');
   }
 
   /** The verdict: rows and messages agree one to one, and every order reported committed is in both. */
@@ -182,7 +177,7 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
       const run = runExample(1000);
       await run.waitForLine(COMMITTED_LINE);
       await sleep(Math.floor(Math.random() * 400));
-      run.kill();
+      run.kill('SIGKILL');
       const exit = await waitForExit(run);
       assert.equal(exit.signal, 'SIGKILL', run.describe());
       await restartOnce(`after random kill ${round + 1}`);

@@ -476,15 +476,15 @@ class XaResourceImpl implements XAResource {
     try {
       return await put;
     } catch (error) {
-      // Neither an answer nor a lost request: the put was refused before it was written (the
-      // message could not be encoded).
-      if (!isTransportFailure(error) && !(error instanceof BrokerError) && !(error instanceof XaError)) throw this.#sendNotWritten(branch, error);
       if (isTransportFailure(error)) {
         // The message may or may not be staged: the branch must not commit (prepare → XA_RBCOMMFAIL).
         branch.rollbackCode = XaCode.XA_RBCOMMFAIL;
         if (branch.machine.can('sendUncertain')) branch.machine.apply('sendUncertain');
         throw error;
       }
+      // Neither an answer nor a lost request: the put was refused before it was written (the
+      // message could not be encoded).
+      if (!(error instanceof BrokerError) && !(error instanceof XaError)) throw this.#sendNotWritten(branch, error);
       const mapped = toXaError(error, `send in ${text}`);
       // A plain refusal of this message (bad topic, …): the broker made the branch roll-back-only,
       // so its prepare (or one-phase commit) answers XA_RBROLLBACK and the global transaction

@@ -38,6 +38,7 @@ import type { DecisionTableSql } from './decision-table.js';
 import { describePgError, phaseOneFailure, SQLSTATE_IN_FAILED_TRANSACTION, SQLSTATE_UNDEFINED_TABLE } from './error-mapping.js';
 import { pgGidLiteral } from './gid.js';
 import type { MarkerTableSql } from './marker-table.js';
+import { lastStatementTag } from './query-string-results.js';
 import type { PinnedClient } from './pinned-client.js';
 
 /** Where a {@link PostgresBranch} is in its life; see the module comment. */
@@ -503,11 +504,7 @@ function markerAndPrepareBlockEnd(client: PoolClient, markers: MarkerTableSql, g
   return {
     statement: `${markers.insertRow(literal)}; PREPARE TRANSACTION ${literal}`,
     expectedTag: 'PREPARE',
-    endTagOf: (result) => {
-      if (!Array.isArray(result) || result.length !== 2) return undefined;
-      const last = (result as unknown[])[1] as Partial<QueryResult> | undefined;
-      return typeof last?.command === 'string' ? last.command : undefined;
-    },
+    endTagOf: (result) => lastStatementTag(result, 2),
     failureOf: (err) => {
       // The usual way to learn that an earlier statement failed: its ReadyForQuery('E') may not
       // have been read yet when prepare() checked the transaction status.

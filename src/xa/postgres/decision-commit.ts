@@ -14,7 +14,6 @@
  *   knowable later: the decision row exists iff it committed, and a rollback claim
  *   (`claimRollback`) settles it for good.
  */
-import type { QueryResult } from 'pg';
 import { XaCode } from '../../client/transaction/xa-codes.js';
 import { xaError } from '../../client/transaction/xa-errors.js';
 import type { XaError } from '../../common/errors.js';
@@ -22,6 +21,7 @@ import { sqlStateOf } from './connection-errors.js';
 import { describePgError, SQLSTATE_IN_FAILED_TRANSACTION, SQLSTATE_UNDEFINED_TABLE } from './error-mapping.js';
 import { decisionKeyLiteral, type DecisionTableSql } from './decision-table.js';
 import type { LiteralEscaper } from './gid.js';
+import { lastStatementTag } from './query-string-results.js';
 
 /** SQLSTATE unique_violation. */
 export const SQLSTATE_UNIQUE_VIOLATION = '23505';
@@ -60,9 +60,7 @@ const DECISION_COMMIT_RESULTS = 3;
  * block had failed), or undefined when the answer has another shape (the outcome is then unknown).
  */
 export function decisionCommitEndTag(result: unknown): string | undefined {
-  if (!Array.isArray(result) || result.length !== DECISION_COMMIT_RESULTS) return undefined;
-  const last = (result as unknown[])[DECISION_COMMIT_RESULTS - 1] as Partial<QueryResult> | undefined;
-  return typeof last?.command === 'string' ? last.command : undefined;
+  return lastStatementTag(result, DECISION_COMMIT_RESULTS);
 }
 
 /**

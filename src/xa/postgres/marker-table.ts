@@ -27,7 +27,7 @@ export interface MarkerTableSql {
   /**
    * `INSERT … (gid) VALUES (<literal>)` for an already escaped gid literal. A literal, not `$1`:
    * the branch sends it in one simple-protocol query with `PREPARE TRANSACTION`, which cannot take
-   * bind parameters (see `preparedBlockEnd` in branch.ts).
+   * bind parameters (see `markerAndPrepareBlockEnd` in branch.ts).
    */
   readonly insertRow: (gidLiteral: string) => string;
   /** `SELECT 1 … WHERE gid = $1`. */
