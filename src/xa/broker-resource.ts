@@ -223,6 +223,8 @@ class BrokerBranchImpl implements BrokerBranch {
   readonly xid: Xid;
   readonly #xa: XAResource;
   #sent = 0;
+  /** Sends without an answer yet (END does not wait for them: see XAResource.end). */
+  readonly #inFlight = new Set<Promise<unknown>>();
   /** A send got no answer: its message may be staged on the broker (transactions.md §5.7 row 25). */
   #uncertain = false;
   /** BEGIN's answer (see BrokerResource.begin). */
@@ -246,14 +248,25 @@ class BrokerBranchImpl implements BrokerBranch {
     // was rolled back on the side, the other participants committed, and the transaction
     // reported success with part of its work dropped (a local transaction refuses that too:
     // ABORT_ONLY).
-    return this.#sent > 0 || this.#uncertain;
+    return this.#sent > 0 || this.#uncertain || this.#inFlight.size > 0;
   }
 
   get sentCount(): number {
     return this.#sent;
   }
 
-  async send(message: Message, options?: SendOptions): Promise<SendResult> {
+  send(message: Message, options?: SendOptions): Promise<SendResult> {
+    const sending = this.#send(message, options);
+    const tracked = sending.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#inFlight.add(tracked);
+    void tracked.then(() => this.#inFlight.delete(tracked));
+    return sending;
+  }
+
+  async #send(message: Message, options: SendOptions | undefined): Promise<SendResult> {
     const sending = this.#xa.send(this.xid, message, options);
     let result: SendResult;
     try {
@@ -275,19 +288,27 @@ class BrokerBranchImpl implements BrokerBranch {
   }
 
   /**
-   * Sends END and resolves once it is queued (not answered) when BEGIN succeeded: the prepare or
-   * commit that follows is written right behind it and reports END's failure (one round trip
-   * saved per transaction; MetaQ's own client sent END one-way).
+   * Sends END without waiting for any answer (BEGIN's, the sends', END's own): END is queued
+   * behind the branch's puts, and the prepare or commit that follows right behind END; that call
+   * reports BEGIN's or END's failure. When the application does not await its sends, BEGIN, the
+   * puts, END and PREPARE thus make one round trip (MetaQ's own client sent END one-way).
    */
-  async end(success: boolean): Promise<void> {
-    await this.#started;
+  end(success: boolean): Promise<void> {
     const ending = this.#xa.end(this.xid, success ? XaFlags.TMSUCCESS : XaFlags.TMFAIL);
     ending.catch(() => undefined);
     this.#ending = ending;
+    return Promise.resolve();
   }
 
-  /** Waits for END's answer (if END was sent) after the call queued behind it. */
+  /** Waits for BEGIN's and END's answers (if END was sent) after the call queued behind them. */
   async #afterEnd<T>(call: Promise<T>): Promise<T> {
+    try {
+      await this.#started;
+    } catch (error) {
+      call.catch(() => undefined);
+      this.#ending?.catch(() => undefined);
+      throw error;
+    }
     const ending = this.#ending;
     if (ending !== undefined) {
       try {
@@ -303,6 +324,8 @@ class BrokerBranchImpl implements BrokerBranch {
   async prepare(): Promise<PrepareVote> {
     const vote = await this.#afterEnd(this.#xa.prepare(this.xid));
     if (vote !== XaCode.XA_RDONLY) return 'ok';
+    // The sends' answers came before the vote (one connection, in order); let them settle.
+    while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
     if (this.#sent > 0) {
       // A wrong read-only vote silently loses the messages (ARTEMIS-1985): refuse to believe it,
       // so the manager rolls the whole transaction back instead of committing without them.

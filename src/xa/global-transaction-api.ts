@@ -97,6 +97,10 @@ export interface GlobalTransaction {
    * registered one, or one created on first use) is enlisted, and the message is visible once
    * the transaction commits.
    *
+   * The promise need not be awaited before {@link commit}: the commit is queued behind the put
+   * and checks its answer before the decision (a failed send rolls the whole transaction back).
+   * It never counts as an unhandled rejection: the manager observes it.
+   *
    * @throws (rejects) as {@link enlist}; as `BrokerBranch.send`.
    */
   send(producer: XaCapableProducer, message: Message, options?: SendOptions): Promise<SendResult>;

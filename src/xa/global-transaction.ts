@@ -107,7 +107,10 @@ export class GlobalTransactionImpl implements GlobalTransaction {
   readonly #host: GlobalTransactionHost;
   readonly #machine: StateMachine<GlobalTransactionStateName, GlobalTransactionEventName>;
   readonly #enlistments = new Map<string, Enlistment>();
+  /** Enlistments and sends until they settle (a send: until its answer). */
   readonly #operations = new Set<Promise<unknown>>();
+  /** Enlistments until they settle, and sends until they are handed to their branch (see #commit). */
+  readonly #issuing = new Set<Promise<unknown>>();
   #nextBranch = 0;
   #timer: NodeJS.Timeout | undefined;
   #timedOut = false;
@@ -173,7 +176,8 @@ export class GlobalTransactionImpl implements GlobalTransaction {
       (branch) => {
         enlistment.branch = branch;
         // A rollback (or timeout) that began meanwhile waits for this begin and then rolls it back.
-        this.#requireActive('enlist a resource');
+        // A commit that began meanwhile waits for it too, and includes the branch (see #commit).
+        this.#requireNotAborted('enlist a resource');
         return branch;
       },
       (error: unknown) => {
@@ -185,6 +189,7 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     const enlistment: Enlistment = { resource, xid, begun, branch: undefined };
     this.#enlistments.set(resource.resourceId, enlistment);
     this.#track(begun);
+    this.#trackIssuing(begun);
     return begun;
   }
 
@@ -206,8 +211,11 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     } catch (error) {
       return Promise.reject(error);
     }
-    const sending = this.enlist<BrokerBranch>(resource).then((branch) => {
-      this.#requireActive('send');
+    const enlisted = this.enlist<BrokerBranch>(resource);
+    const sending = enlisted.then((branch) => {
+      // Not #requireActive: a commit called right after this send (not awaited) has begun, and it
+      // waits for this send to reach its branch (see #commit). Only a rollback refuses it.
+      this.#requireNotAborted('send');
       return branch.send(message, options);
     });
     // Registered before #track's reaction, so it has run when the commit's wait for the
@@ -217,6 +225,8 @@ export class GlobalTransactionImpl implements GlobalTransaction {
       if (this.#failedSends === 1) this.#firstFailedSend = error;
     });
     this.#track(sending);
+    // Registered after `sending`'s reaction on `enlisted`, so it settles once branch.send was called.
+    this.#trackIssuing(enlisted);
     return sending;
   }
 
@@ -229,20 +239,52 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     void tracked.then(() => this.#operations.delete(tracked));
   }
 
+  #trackIssuing(operation: Promise<unknown>): void {
+    const tracked = operation.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#issuing.add(tracked);
+    void tracked.then(() => this.#issuing.delete(tracked));
+  }
+
   async #operationsSettled(): Promise<void> {
     while (this.#operations.size > 0) await Promise.all([...this.#operations]);
+  }
+
+  async #operationsIssued(): Promise<void> {
+    while (this.#issuing.size > 0) await Promise.all([...this.#issuing]);
+  }
+
+  /**
+   * After the votes, before the decision: waits for the sends' answers (they came before the
+   * prepare's, on the same connection) and tells whether one failed.
+   */
+  async #aSendFailed(): Promise<boolean> {
+    await this.#operationsSettled();
+    return this.#failedSends > 0;
+  }
+
+  #sendsFailedReason(): string {
+    return `${this.#failedSends} send(s) of the transaction failed, and a transaction commits all its sends or none`;
   }
 
   #requireActive(what: string): void {
     const state = this.#machine.state;
     if (state === GlobalTransactionState.ACTIVE) return;
+    this.#requireNotAborted(what);
+    throw new IllegalStateError(`cannot ${what}: global transaction ${this.gtridHex} is ${state}; only an ACTIVE transaction accepts work`);
+  }
+
+  /** Throws when a rollback (or timeout) began. */
+  #requireNotAborted(what: string): void {
+    const state = this.#machine.state;
     if (this.#timedOut) {
       throw new TransactionRolledBackError(this.gtridHex, `cannot ${what}: global transaction ${this.gtridHex} timed out after ${this.timeoutMs} ms and was rolled back`);
     }
     if (state === GlobalTransactionState.ABORTING || this.#outcome === 'rolled-back') {
       throw new TransactionRolledBackError(this.gtridHex, `cannot ${what}: global transaction ${this.gtridHex} was rolled back`);
     }
-    throw new IllegalStateError(`cannot ${what}: global transaction ${this.gtridHex} is ${state}; only an ACTIVE transaction accepts work`);
   }
 
   /** The branches whose `begin` succeeded. */
@@ -332,7 +374,11 @@ export class GlobalTransactionImpl implements GlobalTransaction {
   }
 
   async #commit(): Promise<CommitResult> {
-    await this.#operationsSettled();
+    // Why not wait for the sends' answers: END, and the prepare or one-phase commit behind it, are
+    // queued on the broker connection behind the puts, which the broker handles in order; a put it
+    // refuses makes the branch roll back. The answers are checked after the votes, before the
+    // decision (#aSendFailed). One round trip fewer when the application does not await its sends.
+    await this.#operationsIssued();
     const branches = this.#begunBranches();
     if (this.#failedSends > 0) {
       // The application asked for every message it sent to be part of the transaction; one send
@@ -343,7 +389,7 @@ export class GlobalTransactionImpl implements GlobalTransaction {
       return this.#abort(
         branches.map((enlistment) => ({ enlistment, status: 'not-asked' as const })),
         this.#firstFailedSend,
-        `${this.#failedSends} send(s) of the transaction failed, and a transaction commits all its sends or none`,
+        this.#sendsFailedReason(),
       );
     }
     const ends = await Promise.allSettled(branches.map((e) => e.branch.end(true)));
@@ -365,7 +411,17 @@ export class GlobalTransactionImpl implements GlobalTransaction {
       this.#finish('readOnly', 'committed');
       return { gtrid: this.gtridHex, mode: 'read-only', completed: true, heuristics: [] };
     }
-    if (withWork.length === 1) return this.#commitOnePhase(only.branch);
+    if (withWork.length === 1) {
+      // A one-phase commit is the decision: every send must have its answer first.
+      if (await this.#aSendFailed()) {
+        return this.#abort(
+          [{ enlistment: only, status: 'not-asked' }],
+          this.#firstFailedSend,
+          this.#sendsFailedReason(),
+        );
+      }
+      return this.#commitOnePhase(only.branch);
+    }
     // Decision-row mode: a branch that can decide is committed last, and its commit is the
     // decision. A second such branch is prepared like any other (and refuses, with its reason).
     const last = withWork.find((e) => isLastResourceBranch(e.branch));
@@ -421,6 +477,7 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     const prepared = await this.#prepareAll(withWork);
     const failed = prepared.find((p) => p.status !== 'ok' && p.status !== 'read-only');
     if (failed !== undefined) return this.#abort(prepared, failed.error, `${failed.enlistment.resource.resourceId} did not prepare`);
+    if (await this.#aSendFailed()) return this.#abort(prepared, this.#firstFailedSend, this.#sendsFailedReason());
     const yes = prepared.filter((p) => p.status === 'ok');
     if (yes.length === 0) {
       ctx.counters.readOnlyCommits += 1;
@@ -486,6 +543,7 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     const lastVote: Prepared = { enlistment: last, status: 'not-asked' };
     const failed = prepared.find((p) => p.status !== 'ok' && p.status !== 'read-only');
     if (failed !== undefined) return this.#abort([...prepared, lastVote], failed.error, `${failed.enlistment.resource.resourceId} did not prepare`);
+    if (await this.#aSendFailed()) return this.#abort([...prepared, lastVote], this.#firstFailedSend, this.#sendsFailedReason());
     const yes = prepared.filter((p) => p.status === 'ok');
     // Every other branch voted read-only: only the last resource has something to commit.
     if (yes.length === 0) return this.#commitOnePhase(last.branch);

@@ -381,6 +381,30 @@ describe('XA failure matrix §5.7 rows 16 and 18 (real broker and PostgreSQL, ma
       await assertRolledBackEverywhere(id, pgXid, 'a failed send the application caught');
     });
 
+    it('a send not awaited that the broker refuses (over its maxMessageSize): the whole transaction rolls back', async () => {
+      const id = 5;
+      let pgXid: Xid | undefined;
+      let refused: Promise<unknown> | undefined;
+      const outcome = await local.tm
+        .run(async (tx) => {
+          const db = await tx.enlistPostgres(local.postgres);
+          pgXid = db.xid;
+          await db.query(`INSERT INTO ${TABLE} (run, id, item) VALUES ($1, $2, $3)`, [run, id, 'plain']);
+          void tx.send(local.producer, { topic: 'orders', data: orderMessageBody(run, id) }).catch(() => undefined);
+          refused = tx.send(local.producer, { topic: 'orders', data: Buffer.alloc(1024 * 1024 + 1, 1) });
+          refused.catch(() => undefined);
+        })
+        .then(
+          () => ({ ok: true as const }),
+          (error: unknown) => ({ ok: false as const, error }),
+        );
+      await assert.rejects(refused ?? Promise.resolve(), /exceeds maxMessageSize/, 'the broker refused the put, and said why');
+      assert.ok(!outcome.ok, 'the order must not commit without the message the application asked for');
+      assert.ok(outcome.error instanceof TransactionRolledBackError, describeError(outcome.error));
+      assert.ok(pgXid !== undefined);
+      await assertRolledBackEverywhere(id, pgXid, 'a send not awaited that the broker refused');
+    });
+
     it('the connection dies during PREPARE: outcome unknown, the manager sends ROLLBACK PREPARED, "does not exist" is success, no heuristic', async () => {
       let pgXid: Xid | undefined;
       const placing = placeOrder(local, run, 2, 'hang', {
@@ -413,6 +437,29 @@ describe('XA failure matrix §5.7 rows 16 and 18 (real broker and PostgreSQL, ma
       assert.ok(serverLog.includes(`prepared transaction with identifier "${gid}" does not exist`), 'ROLLBACK PREPARED was sent and answered "does not exist"');
       assert.ok(serverLog.includes(`ROLLBACK PREPARED '${gid}'`), 'the statement was ROLLBACK PREPARED');
       await assertRolledBackEverywhere(2, pgXid, 'connection lost during PREPARE');
+    });
+
+    // Last: it commits, and the cases above check that the coordinator log holds nothing.
+    it('sends not awaited: the commit, queued behind them, covers them: the row and both messages, once each', async () => {
+      const id = 4;
+      const sends: Promise<unknown>[] = [];
+      await local.tm.run(async (tx) => {
+        const db = await tx.enlistPostgres(local.postgres);
+        await db.query(`INSERT INTO ${TABLE} (run, id, item) VALUES ($1, $2, $3)`, [run, id, 'plain']);
+        // Kafka style: the application does not wait for the broker's answers before committing.
+        sends.push(tx.send(local.producer, { topic: 'orders', data: orderMessageBody(run, id) }));
+        sends.push(tx.send(local.producer, { topic: 'orders', data: orderMessageBody(run, id + 1000) }));
+      });
+      const results = await Promise.all(sends);
+      assert.equal(results.length, 2, 'both sends were answered');
+      const state = await readOrderState(pool, TABLE, broker.port, (r) => r === run);
+      assert.ok(state.rows.has(orderKey(run, id)), 'the row committed');
+      assert.equal(state.messages.get(orderKey(run, id)), 1, 'the first message, exactly once');
+      assert.equal(state.messages.get(orderKey(run, id + 1000)), 1, 'the second message, exactly once');
+      await assertNothingInDoubt(pool, broker.port, { nodeName: node, uniqueQualifier: local.uniqueQualifier }, 'sends not awaited');
+      // A recovery pass sweeps the committed transaction's marker row (the next cases check there is none).
+      await local.tm.recover();
+      assert.deepEqual(await markerGidsOf(pool, node), [], 'the marker row went after the END');
     });
   });
 });

@@ -610,19 +610,65 @@ describe('client tx: XA resource', () => {
     assert.deepEqual(host.wire(), ['BEGIN', 'put', 'END', 'PREPARE', 'ROLLBACK']);
   });
 
-  it('end waits for sends in flight; a send that finds the branch timed out makes end answer XA_RBTIMEOUT', async () => {
+  it('a send that found the branch timed out before end: end answers XA_RBTIMEOUT and sends nothing', async () => {
+    const host = new FakeHost();
+    const resource = xa(host);
+    await resource.start(XID);
+    host.script = (frame) => (frame.type === 'put' ? fail('XAException:code=106,msg=the branch was rolled back because it timed out') : undefined);
+    await xaRejects(resource.send(XID, msg('a')), XaCode.XA_RBTIMEOUT);
+    await xaRejects(resource.end(XID), XaCode.XAER_NOTA);
+    assert.deepEqual(host.wire(), ['BEGIN', 'put'], 'no END for a branch the broker already rolled back');
+  });
+
+  it('end does not wait for the answers of sends in flight: END and PREPARE are queued behind the put', async () => {
     const host = new FakeHost();
     const resource = xa(host);
     await resource.start(XID);
     let release!: (answer: ResponseFrame | Error) => void;
     host.script = (frame) => (frame.type === 'put' ? new Promise<ResponseFrame | Error>((resolve) => (release = resolve)) : undefined);
     const send = resource.send(XID, msg('a'));
-    await new Promise((resolve) => setImmediate(resolve));
     const end = resource.end(XID);
-    release(fail('XAException:code=106,msg=the branch was rolled back because it timed out'));
-    await xaRejects(send, XaCode.XA_RBTIMEOUT);
-    await xaRejects(end, XaCode.XA_RBTIMEOUT);
-    assert.deepEqual(host.wire(), ['BEGIN', 'put'], 'no END for a branch the broker already rolled back');
+    const vote = resource.prepare(XID);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(host.wire(), ['BEGIN', 'put', 'END', 'PREPARE'], 'in this order, before the put was answered');
+    release(ok("100 0 -1"));
+    await send;
+    await end;
+    assert.equal(await vote, XaCode.XA_OK);
+  });
+
+  it('a send queued before END that gets no answer: the prepare behind it rolls the prepared branch back (XA_RBCOMMFAIL)', async () => {
+    const host = new FakeHost();
+    const resource = xa(host);
+    await resource.start(XID);
+    let release!: (answer: ResponseFrame | Error) => void;
+    host.script = (frame) => (frame.type === 'put' ? new Promise<ResponseFrame | Error>((resolve) => (release = resolve)) : undefined);
+    const send = resource.send(XID, msg('a'));
+    void resource.end(XID);
+    const vote = resource.prepare(XID);
+    await new Promise((resolve) => setImmediate(resolve));
+    // The broker prepared it (its answer is scripted as OK), but the put's answer was lost to a timeout.
+    release(timeout());
+    await assert.rejects(send);
+    await xaRejects(vote, XaCode.XA_RBCOMMFAIL);
+    assert.deepEqual(host.wire(), ['BEGIN', 'put', 'END', 'PREPARE', 'ROLLBACK'], 'the prepared branch is rolled back');
+  });
+
+  it('a one-phase commit waits for the answers of sends in flight, and rolls back when one got none', async () => {
+    const host = new FakeHost();
+    const resource = xa(host);
+    await resource.start(XID);
+    let release!: (answer: ResponseFrame | Error) => void;
+    host.script = (frame) => (frame.type === 'put' ? new Promise<ResponseFrame | Error>((resolve) => (release = resolve)) : undefined);
+    const send = resource.send(XID, msg('a'));
+    void resource.end(XID);
+    const commit = resource.commit(XID, true);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(host.wire(), ['BEGIN', 'put', 'END'], 'no COMMIT before the put is answered');
+    release(timeout());
+    await assert.rejects(send);
+    await xaRejects(commit, XaCode.XA_RBCOMMFAIL);
+    assert.deepEqual(host.wire(), ['BEGIN', 'put', 'END', 'ROLLBACK']);
   });
 
   it('recover: scans with flags, parses XID keys, refuses bad flags', async () => {

@@ -16,7 +16,7 @@ import { createPostgresResource } from '../../src/xa/postgres/index.js';
 import { MemoryCoordinatorLog } from '../../src/xa/log/memory-coordinator-log.js';
 import { createTransactionManager } from '../../src/xa/transaction-manager.js';
 import { branchXid, METAQ_TM_FORMAT_ID, type Xid } from '../../src/xa/xid.js';
-import { xaFail, xidOfNode } from '../helpers/xa-fakes.js';
+import { FakeResource, xaFail, xidOfNode } from '../helpers/xa-fakes.js';
 
 interface FakeXa {
   calls: string[];
@@ -201,6 +201,61 @@ describe('tx.send(producer, message)', () => {
     await tm.close();
   });
 
+  /** A fake producer whose sends wait for `answer`; a FakeResource with work beside it (two-phase). */
+  async function withHeldSend() {
+    const { fake, producer } = fakeProducer();
+    const xa = producer.getXAResource();
+    const send = xa.send.bind(xa);
+    let answer!: (error?: Error) => void;
+    (xa as { send: typeof send }).send = (xid, message, options) => {
+      const sent = send(xid, message, options);
+      return new Promise<void>((resolve, reject) => (answer = (error) => (error === undefined ? resolve() : reject(error)))).then(() => sent);
+    };
+    const db = new FakeResource('postgres:db');
+    const log = new MemoryCoordinatorLog();
+    const tm = await createTransactionManager({ nodeName: 'n', log, resources: [createBrokerResource(producer), db], recoveryIntervalMs: 0, recoverOnStart: false });
+    const tx = tm.begin();
+    (await tx.enlist(db)).work();
+    return { fake, producer, db, log, tm, tx, answer: (error?: Error) => answer(error) };
+  }
+
+  it('a send not awaited before commit: END and PREPARE go out before its answer, and the commit covers it', async () => {
+    const { fake, producer, db, tm, tx, answer } = await withHeldSend();
+    const sent = tx.send(producer, { topic: 'orders', data: 'x' });
+    const committing = tx.commit();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(fake.calls, ['start', 'send orders', 'end success', 'prepare'], 'END and PREPARE did not wait for the send');
+    assert.equal(db.calls('prepare').length, 1);
+    answer();
+    assert.equal((await sent).offset, -1);
+    const result = await committing;
+    assert.equal(result.mode, 'two-phase');
+    assert.deepEqual(fake.calls.slice(4), ['commit false']);
+    assert.equal(db.committed.size, 1);
+    await tm.close();
+  });
+
+  it('a send not awaited that fails after the votes: no decision, every prepared branch rolled back', async () => {
+    const { fake, producer, db, log, tm, tx, answer } = await withHeldSend();
+    const sent = tx.send(producer, { topic: 'orders', data: 'x' });
+    const committing = tx.commit();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(fake.calls, ['start', 'send orders', 'end success', 'prepare'], 'both voted yes before the send was answered');
+    answer(new Error('no answer within 5000 ms'));
+    await assert.rejects(sent, /no answer/);
+    await assert.rejects(
+      committing,
+      (e: unknown) => e instanceof TransactionRolledBackError && /1 send\(s\) of the transaction failed, and a transaction commits all its sends or none: no answer/.test(e.message),
+    );
+    assert.ok(fake.calls.includes('rollback'), `the prepared broker branch is rolled back: ${fake.calls.join(', ')}`);
+    assert.ok(!fake.calls.some((c) => c.startsWith('commit')), 'the broker branch never committed');
+    assert.equal(db.rolledBack.size, 1, 'the prepared PostgreSQL-like branch is rolled back');
+    assert.equal(db.committed.size, 0);
+    assert.equal(tm.metrics().commits, 0, 'no commit decision');
+    assert.ok(log.pending().every((e) => e.state !== 'committing'), 'no COMMITTING record');
+    await tm.close();
+  });
+
   it('a send that failed, even one the application caught, makes the commit roll back every branch (all the sends or none)', async () => {
     for (const only of [true, false]) {
       const { fake, producer } = fakeProducer();
@@ -309,16 +364,33 @@ describe('broker resource: round trips saved', () => {
     assert.equal(await vote, 'ok');
   });
 
-  it("a refused BEGIN: the send reports BEGIN's error, END fails with it, and rollback sends nothing", async () => {
+  it("a refused BEGIN: the send reports BEGIN's error, so does the prepare behind END, and rollback sends nothing", async () => {
     const { calls, producer, release } = gatedProducer();
     const branch = await createBrokerResource(producer).begin(XID);
     const sent = branch.send({ topic: 'orders', data: 'x' });
     release('start', xaFail(XaCode.XAER_RMERR));
     await assert.rejects(sent, (e: unknown) => e instanceof XaError && e.xaCode === XaCode.XAER_RMERR);
     assert.equal(branch.hasWork, false);
-    await assert.rejects(branch.end(true), XaError);
+    await branch.end(true);
+    await assert.rejects(branch.prepare(), (e: unknown) => e instanceof XaError && e.xaCode === XaCode.XAER_RMERR, "BEGIN's error, not END's");
     await branch.rollback();
-    assert.deepEqual(calls, ['start', 'send orders']);
+    assert.deepEqual(calls, ['start', 'send orders', 'end', 'prepare'], 'no rollback of a branch the broker never began');
+  });
+
+  it('sends not awaited: BEGIN, the put, END and PREPARE all go out before any answer', async () => {
+    const { calls, producer, release } = gatedProducer();
+    const branch = await createBrokerResource(producer).begin(XID);
+    const sent = branch.send({ topic: 'orders', data: 'x' });
+    assert.equal(branch.hasWork, true, 'a send in flight is work');
+    await branch.end(true);
+    const vote = branch.prepare();
+    await tick();
+    assert.deepEqual(calls, ['start', 'send orders', 'end', 'prepare']);
+    release('start');
+    release('end');
+    assert.equal(await vote, 'ok');
+    await sent;
+    assert.equal(branch.sentCount, 1);
   });
 
   it('a BEGIN without an answer leaves the branch in doubt: it counts as work and is rolled back', async () => {

@@ -89,7 +89,11 @@ export interface XAResource {
   start(xid: Xid, flags?: number): Promise<void>;
   /**
    * Ends the association: TMSUCCESS (default), TMFAIL (the branch can then only roll back) or
-   * TMSUSPEND. Waits for the branch's sends in flight first.
+   * TMSUSPEND. END is queued behind the branch's puts (it waits for sends in flight to be
+   * written, not answered), so a prepare or commit called right after it, without awaiting it,
+   * goes out behind it in the same round trip. A prepare then checks the answers of the sends
+   * that were in flight (a send without an answer rolls the prepared branch back:
+   * XA_RBCOMMFAIL); a one-phase commit waits for them before it is sent.
    */
   end(xid: Xid, flags?: number): Promise<void>;
   /**
@@ -151,6 +155,10 @@ export interface XAResource {
 class Branch {
   readonly machine: StateMachine<XaBranchStateName, XaBranchEventName>;
   readonly sends = new Set<Promise<unknown>>();
+  /** One per send whose put is not yet queued on the connection: settles once it is (or failed before). */
+  readonly writes = new Set<Promise<void>>();
+  /** While `end` waits for puts to be queued: settles once END is queued (prepare and commit go behind it). */
+  endQueued: Promise<void> | undefined;
   /** The XA_RB* code a prepare answers once the branch is rollback-only. */
   rollbackCode: number = XaCode.XA_RBROLLBACK;
 
@@ -170,6 +178,10 @@ class Branch {
 
   async sendsSettled(): Promise<void> {
     while (this.sends.size > 0) await Promise.all([...this.sends]);
+  }
+
+  async writesQueued(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all([...this.writes]);
   }
 
   get final(): boolean {
@@ -283,19 +295,37 @@ class XaResourceImpl implements XAResource {
     }
     const branch = this.#live(text);
     if (branch === undefined) throw xaError(XaCode.XAER_NOTA, `end of ${text}: the branch was not started on this resource`);
-    // Only when sends are in flight: otherwise END is queued synchronously, in the call, so that a
-    // prepare or commit called right after (without awaiting the END answer) is written behind it.
-    if (branch.sends.size > 0) await branch.sendsSettled();
-    if (branch.machine.state === XaBranchState.ROLLED_BACK) {
-      // A send in flight learned that the broker had rolled the branch back (e.g. it timed out).
-      throw xaError(branch.rollbackCode, `end of ${text}: the broker rolled the branch back`);
+    // Why END waits for the puts to be queued and not for their answers: the broker handles a
+    // connection's frames in order, so END (and the prepare or commit written behind it) covers
+    // exactly the puts before it, and a put the broker refuses makes the branch roll back (its
+    // prepare answers XA_RB*). A send still in flight is checked when its prepare or one-phase
+    // commit is answered (see prepare). That saves a round trip per branch whose application does
+    // not await each send. Without sends still being queued, END is queued synchronously, in the
+    // call, so that a prepare or commit called right after is written behind it.
+    let queued: (() => void) | undefined;
+    if (branch.writes.size > 0) {
+      branch.endQueued = new Promise<void>((resolve) => (queued = resolve));
+      await branch.writesQueued();
     }
-    if (flags === XaFlags.TMSUSPEND) {
-      branch.machine.apply('suspend');
-      return;
+    let ending: Promise<void>;
+    try {
+      if (branch.machine.state === XaBranchState.ROLLED_BACK) {
+        // A send in flight learned that the broker had rolled the branch back (e.g. it timed out).
+        throw xaError(branch.rollbackCode, `end of ${text}: the broker rolled the branch back`);
+      }
+      if (flags === XaFlags.TMSUSPEND) {
+        branch.machine.apply('suspend');
+        return;
+      }
+      branch.machine.apply(flags === XaFlags.TMFAIL ? 'endFail' : 'endSuccess');
+      ending = this.#command(text, key, 'END');
+    } finally {
+      if (queued !== undefined) {
+        branch.endQueued = undefined;
+        queued();
+      }
     }
-    branch.machine.apply(flags === XaFlags.TMFAIL ? 'endFail' : 'endSuccess');
-    await this.#command(text, key, 'END');
+    await ending;
   }
 
   // -----------------------------------------------------------------------------------------
@@ -305,16 +335,27 @@ class XaResourceImpl implements XAResource {
     checkXid(xid);
     const key = xaKeyOf(xid, this.uniqueQualifier);
     const text = formatTransactionKey(key);
-    const branch = this.#live(text);
+    let branch = this.#live(text);
+    if (branch?.endQueued !== undefined) {
+      await branch.endQueued;
+      branch = this.#live(text);
+    }
     if (branch !== undefined) {
       if (branch.machine.state === XaBranchState.ROLLBACK_ONLY) throw await this.#rollBackRollbackOnly(branch, 'prepare');
       if (!branch.machine.can('prepared')) throw xaRefusalFor(branch, 'prepare');
     }
+    const sendsInFlight = branch !== undefined && branch.sends.size > 0;
     let vote: 0 | 3;
     try {
       vote = await this.#host.request(this.#brokerFor(text), this.#frame(key, 'PREPARE'), this.#requestTimeoutMs, interpretPrepareVote);
     } catch (error) {
+      if (sendsInFlight) await branch?.sendsSettled();
       throw this.#failed(error, `prepare of ${text}`, text);
+    }
+    if (sendsInFlight && branch !== undefined) {
+      // Their answers came before this one (same connection, in order); their promises settle now.
+      await branch.sendsSettled();
+      if (branch.machine.state === XaBranchState.ROLLBACK_ONLY) throw await this.#undoPrepare(branch, vote);
     }
     if (vote === XaCode.XA_OK) branch?.machine.apply('prepared');
     else this.#finish(text, 'committed'); // read-only: finished, there is no phase two
@@ -325,7 +366,18 @@ class XaResourceImpl implements XAResource {
     checkXid(xid);
     const key = xaKeyOf(xid, this.uniqueQualifier);
     const text = formatTransactionKey(key);
-    const branch = this.#live(text);
+    let branch = this.#live(text);
+    if (branch?.endQueued !== undefined) {
+      await branch.endQueued;
+      branch = this.#live(text);
+    }
+    // A one-phase commit cannot be undone: unlike prepare, it waits for the sends' answers first,
+    // so that a send without an answer makes it roll back instead of committing a message its
+    // sender was told had failed.
+    if (onePhase && branch !== undefined && branch.sends.size > 0) {
+      await branch.sendsSettled();
+      branch = this.#live(text);
+    }
     if (branch !== undefined) {
       const state = branch.machine.state;
       if (state === XaBranchState.ROLLBACK_ONLY) throw await this.#rollBackRollbackOnly(branch, 'commit');
@@ -457,14 +509,19 @@ class XaResourceImpl implements XAResource {
     } catch (error) {
       return Promise.reject(error);
     }
-    const sending = this.#send(branch, text, message, options?.timeoutMs ?? this.#host.sendTimeoutMs);
+    let queued!: () => void;
+    const write = new Promise<void>((resolve) => (queued = resolve));
+    branch.writes.add(write);
+    void write.then(() => branch.writes.delete(write));
+    const sending = this.#send(branch, text, message, options?.timeoutMs ?? this.#host.sendTimeoutMs, queued);
     const tracked = sending.catch(() => undefined);
     branch.sends.add(tracked);
     void tracked.then(() => branch.sends.delete(tracked));
     return sending;
   }
 
-  async #send(branch: Branch, text: string, message: Message, timeoutMs: number): Promise<SendResult> {
+  /** `queued` is called once the put is queued on the connection, or has failed before that. */
+  async #send(branch: Branch, text: string, message: Message, timeoutMs: number, queued: () => void): Promise<SendResult> {
     let put: Promise<SendResult>;
     try {
       const partitions = await this.#host.partitionsFor(message.topic);
@@ -472,6 +529,8 @@ class XaResourceImpl implements XAResource {
       put = this.#host.putInTransaction(ref, message, branch.key, timeoutMs);
     } catch (error) {
       throw this.#sendNotWritten(branch, error);
+    } finally {
+      queued();
     }
     try {
       return await put;
@@ -564,6 +623,31 @@ class XaResourceImpl implements XAResource {
     if (branch !== undefined && branch.machine.can(event)) branch.machine.apply(event);
     this.#branches.delete(text);
     this.#routes.delete(text);
+  }
+
+  /**
+   * A send written before END got no answer, but the broker answered the prepare (which it handled
+   * after that put): the branch may hold a message its sender was told had failed, so it must not
+   * commit. Rolls back a branch the broker prepared and returns the error to throw: the branch's
+   * XA_RB* code once the rollback is done, XAER_RMFAIL when the rollback got no answer (the branch
+   * stays prepared on the broker, which never rolls back a prepared branch by itself, so the
+   * caller must roll it back: the transaction manager does, presuming abort).
+   */
+  async #undoPrepare(branch: Branch, vote: 0 | 3): Promise<XaError> {
+    const why = `prepare of ${branch.keyText} (${describeXid(branch.xid)}): a send in the branch got no answer`;
+    if (vote === XaCode.XA_OK) {
+      try {
+        await this.#command(branch.keyText, branch.key, 'ROLLBACK');
+      } catch (error) {
+        const mapped = toXaError(error, `rollback of ${branch.keyText}`);
+        if (mapped.xaCode === XaCode.XAER_RMFAIL) {
+          return xaError(XaCode.XAER_RMFAIL, `${why}, and the rollback of the prepared branch failed (${mapped.message}); roll it back`, error);
+        }
+      }
+    }
+    const code = branch.rollbackCode;
+    this.#finish(branch.keyText, 'rolledBack');
+    return xaError(code, `${why}; the branch was rolled back`);
   }
 
   /**

@@ -14,6 +14,7 @@
  *              └──rollback──▶ ROLLED_BACK
  *   ACTIVE/SUSPENDED ──end(TMFAIL), a send without answer, or one that failed before it was
  *                      written──▶ ROLLBACK_ONLY ──rollback──▶ ROLLED_BACK
+ *   IDLE ──a send queued before END that got no answer or was never written──▶ ROLLBACK_ONLY
  * ```
  *
  * A branch this resource never started (recovered after a restart, or started through another
@@ -97,7 +98,9 @@ export const XA_BRANCH_TRANSITIONS: TransitionTable<XaBranchStateName, XaBranchE
     endFail: S.ROLLBACK_ONLY,
     rolledBack: S.ROLLED_BACK,
   },
-  IDLE: { join: S.ACTIVE, prepared: S.PREPARED, committed: S.COMMITTED, rolledBack: S.ROLLED_BACK },
+  // A send queued before END whose answer came after it (END waits for puts to be queued, not
+  // answered): the prepare or one-phase commit in flight checks for this and rolls back.
+  IDLE: { join: S.ACTIVE, sendUncertain: S.ROLLBACK_ONLY, sendFailed: S.ROLLBACK_ONLY, prepared: S.PREPARED, committed: S.COMMITTED, rolledBack: S.ROLLED_BACK },
   ROLLBACK_ONLY: { sendUncertain: S.ROLLBACK_ONLY, sendFailed: S.ROLLBACK_ONLY, suspend: S.ROLLBACK_ONLY, endSuccess: S.ROLLBACK_ONLY, endFail: S.ROLLBACK_ONLY, rolledBack: S.ROLLED_BACK },
   PREPARED: { committed: S.COMMITTED, rolledBack: S.ROLLED_BACK },
   COMMITTED: {},
