@@ -28,6 +28,7 @@ import type { XAResource, XAResourceOptions } from '../client/transaction/xa-res
 import { isRollbackCode, XaCode, XaFlags } from '../client/transaction/xa-codes.js';
 import { describeXid } from '../client/transaction/xid.js';
 import { isTransportFailure, xaError } from '../client/transaction/xa-errors.js';
+import { InFlight } from '../common/in-flight.js';
 import type { Branch, PhaseTwoOutcome, PrepareVote, RecoverableResource } from './resource.js';
 import { METAQ_TM_FORMAT_ID, type Xid } from './xid.js';
 
@@ -224,7 +225,7 @@ class BrokerBranchImpl implements BrokerBranch {
   readonly #xa: XAResource;
   #sent = 0;
   /** Sends without an answer yet (END does not wait for them: see XAResource.end). */
-  readonly #inFlight = new Set<Promise<unknown>>();
+  readonly #inFlight = new InFlight();
   /** A send got no answer: its message may be staged on the broker (transactions.md §5.7 row 25). */
   #uncertain = false;
   /** BEGIN's answer (see BrokerResource.begin). */
@@ -257,12 +258,7 @@ class BrokerBranchImpl implements BrokerBranch {
 
   send(message: Message, options?: SendOptions): Promise<SendResult> {
     const sending = this.#send(message, options);
-    const tracked = sending.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#inFlight.add(tracked);
-    void tracked.then(() => this.#inFlight.delete(tracked));
+    this.#inFlight.add(sending);
     return sending;
   }
 
@@ -325,7 +321,7 @@ class BrokerBranchImpl implements BrokerBranch {
     const vote = await this.#afterEnd(this.#xa.prepare(this.xid));
     if (vote !== XaCode.XA_RDONLY) return 'ok';
     // The sends' answers came before the vote (one connection, in order); let them settle.
-    while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
+    await this.#inFlight.settled();
     if (this.#sent > 0) {
       // A wrong read-only vote silently loses the messages (ARTEMIS-1985): refuse to believe it,
       // so the manager rolls the whole transaction back instead of committing without them.

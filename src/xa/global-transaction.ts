@@ -52,6 +52,7 @@ import type { PostgresBranch, PostgresResource } from './postgres/index.js';
 import { isDecisionKeeper, isLastResourceBranch, type Branch, type EnlistableResource, type LastResourceBranch, type RecordedDecision, type RecoverableResource } from './resource.js';
 import { branchXid, gtridHex, METAQ_TM_FORMAT_ID, type Xid } from './xid.js';
 import { waitAtMost } from './wait-at-most.js';
+import { InFlight } from '../common/in-flight.js';
 
 /**
  * Seconds added to the transaction timeout for the broker's branch timeout: the broker must not
@@ -108,9 +109,9 @@ export class GlobalTransactionImpl implements GlobalTransaction {
   readonly #machine: StateMachine<GlobalTransactionStateName, GlobalTransactionEventName>;
   readonly #enlistments = new Map<string, Enlistment>();
   /** Enlistments and sends until they settle (a send: until its answer). */
-  readonly #operations = new Set<Promise<unknown>>();
+  readonly #operations = new InFlight();
   /** Enlistments until they settle, and sends until they are handed to their branch (see #commit). */
-  readonly #issuing = new Set<Promise<unknown>>();
+  readonly #issuing = new InFlight();
   #nextBranch = 0;
   #timer: NodeJS.Timeout | undefined;
   #timedOut = false;
@@ -188,8 +189,8 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     );
     const enlistment: Enlistment = { resource, xid, begun, branch: undefined };
     this.#enlistments.set(resource.resourceId, enlistment);
-    this.#track(begun);
-    this.#trackIssuing(begun);
+    this.#operations.add(begun);
+    this.#issuing.add(begun);
     return begun;
   }
 
@@ -218,42 +219,16 @@ export class GlobalTransactionImpl implements GlobalTransaction {
       this.#requireNotAborted('send');
       return branch.send(message, options);
     });
-    // Registered before #track's reaction, so it has run when the commit's wait for the
-    // operations ends.
+    // Registered before the reaction of #operations, so it has run when the commit's wait for
+    // the operations ends.
     sending.catch((error: unknown) => {
       this.#failedSends += 1;
       if (this.#failedSends === 1) this.#firstFailedSend = error;
     });
-    this.#track(sending);
-    // Registered after `sending`'s reaction on `enlisted`, so it settles once branch.send was called.
-    this.#trackIssuing(enlisted);
+    this.#operations.add(sending);
+    // Added after `sending`'s reaction on `enlisted`, so it settles once branch.send was called.
+    this.#issuing.add(enlisted);
     return sending;
-  }
-
-  #track(operation: Promise<unknown>): void {
-    const tracked = operation.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#operations.add(tracked);
-    void tracked.then(() => this.#operations.delete(tracked));
-  }
-
-  #trackIssuing(operation: Promise<unknown>): void {
-    const tracked = operation.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#issuing.add(tracked);
-    void tracked.then(() => this.#issuing.delete(tracked));
-  }
-
-  async #operationsSettled(): Promise<void> {
-    while (this.#operations.size > 0) await Promise.all([...this.#operations]);
-  }
-
-  async #operationsIssued(): Promise<void> {
-    while (this.#issuing.size > 0) await Promise.all([...this.#issuing]);
   }
 
   /**
@@ -261,7 +236,7 @@ export class GlobalTransactionImpl implements GlobalTransaction {
    * prepare's, on the same connection) and tells whether one failed.
    */
   async #aSendFailed(): Promise<boolean> {
-    await this.#operationsSettled();
+    await this.#operations.settled();
     return this.#failedSends > 0;
   }
 
@@ -320,7 +295,7 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     this.#clearTimer();
     this.#machine.apply('abort');
     this.#rollingBack = (async () => {
-      await this.#operationsSettled();
+      await this.#operations.settled();
       await Promise.all(this.#begunBranches().map((e) => this.#rollbackUnprepared(e.branch)));
       this.#finish('rolledBack', 'rolled-back');
     })();
@@ -378,7 +353,7 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     // queued on the broker connection behind the puts, which the broker handles in order; a put it
     // refuses makes the branch roll back. The answers are checked after the votes, before the
     // decision (#aSendFailed). One round trip fewer when the application does not await its sends.
-    await this.#operationsIssued();
+    await this.#issuing.settled();
     const branches = this.#begunBranches();
     if (this.#failedSends > 0) {
       // The application asked for every message it sent to be part of the transaction; one send

@@ -323,9 +323,12 @@ describe('client tx: local transaction', () => {
   it('a put refused after COMMIT was queued behind it: the broker rolls the commit back, commit() says why', async () => {
     const host = new FakeHost();
     const { tx } = local(host);
+    // The put's refusal comes once COMMIT is on the wire, before COMMIT's own answer (in order).
+    let refusePut!: () => void;
     host.script = (frame) => {
-      if (frame.type === 'put') return fail('Put message to [test] failed. Detail:wrong partition 9');
+      if (frame.type === 'put') return new Promise<ResponseFrame>((resolve) => (refusePut = () => resolve(fail('Put message to [test] failed. Detail:wrong partition 9'))));
       if (frame.type === 'transaction' && frame.transactionType === 'COMMIT_ONE_PHASE') {
+        refusePut();
         return fail('cannot commit a local transaction in state ROLLED_BACK: a put to test was refused (wrong partition 9), so the whole transaction was rolled back');
       }
       return undefined;

@@ -39,6 +39,7 @@ import { StateMachine, type TransitionListener } from './state-machine.js';
 import { selectTransactionalPartition, type ProducerBound, type TransactionHost } from './transaction-host.js';
 import { interpretTransactionOk } from './transaction-responses.js';
 import { classifyLocalRefusal, isTransportFailure } from './xa-errors.js';
+import { InFlight } from '../../common/in-flight.js';
 
 /** Default broker-side timeout of a local transaction: rolled back if not committed within it. */
 export const DEFAULT_TRANSACTION_TIMEOUT_SECONDS = 30;
@@ -150,9 +151,9 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
   #beginSent = false;
   /** True once a COMMIT was written: from then on "unknown to the broker" is not "rolled back". */
   #commitSent = false;
-  readonly #sends = new Set<Promise<unknown>>();
+  readonly #sends = new InFlight();
   /** One per send in progress: settles once its put is queued on the connection, or the send failed before. */
-  readonly #dispatches = new Set<Promise<void>>();
+  readonly #dispatches = new InFlight();
   /**
    * Why the transaction must not commit, once a send went wrong: `'no-answer'` (it may or may not
    * be staged; takes precedence) or `'send-failed'` (refused by the broker, or before it was sent).
@@ -197,11 +198,9 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
     let dispatched!: () => void;
     const dispatch = new Promise<void>((resolve) => (dispatched = resolve));
     this.#dispatches.add(dispatch);
-    void dispatch.then(() => this.#dispatches.delete(dispatch));
     const sending = this.#send(message, options?.timeoutMs ?? this.#host.sendTimeoutMs, dispatched);
-    const tracked = sending.catch(() => undefined).finally(dispatched);
-    this.#sends.add(tracked);
-    void tracked.then(() => this.#sends.delete(tracked));
+    // However the send ends, its dispatch settles (a commit waiting for it must not hang).
+    this.#sends.add(sending.finally(dispatched));
     return sending;
   }
 
@@ -419,12 +418,12 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
     await this.rollback().catch((error: unknown) => log.warn({ err: error, transactionKey: this.transactionKey }, 'rollback at producer close failed'));
   }
 
-  async #sendsSettled(): Promise<void> {
-    while (this.#sends.size > 0) await Promise.all([...this.#sends]);
+  #sendsSettled(): Promise<void> {
+    return this.#sends.settled();
   }
 
-  async #sendsDispatched(): Promise<void> {
-    while (this.#dispatches.size > 0) await Promise.all([...this.#dispatches]);
+  #sendsDispatched(): Promise<void> {
+    return this.#dispatches.settled();
   }
 
   #command(brokerUrl: string, type: 'BEGIN' | 'COMMIT_ONE_PHASE' | 'ROLLBACK'): Promise<void> {

@@ -35,6 +35,7 @@ import { isRollbackCode, XaCode, XaFlags } from './xa-codes.js';
 import { isTransportFailure, toXaError, xaError } from './xa-errors.js';
 import { XA_BRANCH_TRANSITIONS, XaBranchState, xaRefusal, type XaBranchEventName, type XaBranchStateName } from './xa-states.js';
 import { checkXid, defaultUniqueQualifier, describeXid, uniqueQualifierError, xaKeyOf, xidOf, type Xid } from './xid.js';
+import { InFlight } from '../../common/in-flight.js';
 
 /**
  * Default timeout of an XA branch in seconds: the broker rolls back a branch that is not prepared
@@ -154,9 +155,9 @@ export interface XAResource {
 /** One branch started on this resource. */
 class Branch {
   readonly machine: StateMachine<XaBranchStateName, XaBranchEventName>;
-  readonly sends = new Set<Promise<unknown>>();
+  readonly sends = new InFlight();
   /** One per send whose put is not yet queued on the connection: settles once it is (or failed before). */
-  readonly writes = new Set<Promise<void>>();
+  readonly writes = new InFlight();
   /** While `end` waits for puts to be queued: settles once END is queued (prepare and commit go behind it). */
   endQueued: Promise<void> | undefined;
   /** The XA_RB* code a prepare answers once the branch is rollback-only. */
@@ -176,12 +177,8 @@ class Branch {
     });
   }
 
-  async sendsSettled(): Promise<void> {
-    while (this.sends.size > 0) await Promise.all([...this.sends]);
-  }
-
-  async writesQueued(): Promise<void> {
-    while (this.writes.size > 0) await Promise.all([...this.writes]);
+  sendsSettled(): Promise<void> {
+    return this.sends.settled();
   }
 
   get final(): boolean {
@@ -305,7 +302,7 @@ class XaResourceImpl implements XAResource {
     let queued: (() => void) | undefined;
     if (branch.writes.size > 0) {
       branch.endQueued = new Promise<void>((resolve) => (queued = resolve));
-      await branch.writesQueued();
+      await branch.writes.settled();
     }
     let ending: Promise<void>;
     try {
@@ -512,11 +509,8 @@ class XaResourceImpl implements XAResource {
     let queued!: () => void;
     const write = new Promise<void>((resolve) => (queued = resolve));
     branch.writes.add(write);
-    void write.then(() => branch.writes.delete(write));
     const sending = this.#send(branch, text, message, options?.timeoutMs ?? this.#host.sendTimeoutMs, queued);
-    const tracked = sending.catch(() => undefined);
-    branch.sends.add(tracked);
-    void tracked.then(() => branch.sends.delete(tracked));
+    branch.sends.add(sending);
     return sending;
   }
 
