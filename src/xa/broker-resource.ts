@@ -302,7 +302,6 @@ class BrokerBranchImpl implements BrokerBranch {
       await this.#started;
     } catch (error) {
       call.catch(() => undefined);
-      this.#ending?.catch(() => undefined);
       throw error;
     }
     const ending = this.#ending;

@@ -240,8 +240,9 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     return this.#failedSends > 0;
   }
 
-  #sendsFailedReason(): string {
-    return `${this.#failedSends} send(s) of the transaction failed, and a transaction commits all its sends or none`;
+  /** Rolls back because a send failed (all the sends or none); the cause is the first failed send's error. */
+  #abortForFailedSends(prepared: readonly Prepared[]): Promise<never> {
+    return this.#abort(prepared, this.#firstFailedSend, `${this.#failedSends} send(s) of the transaction failed, and a transaction commits all its sends or none`);
   }
 
   #requireActive(what: string): void {
@@ -361,11 +362,7 @@ export class GlobalTransactionImpl implements GlobalTransaction {
       // would break "all or none" — even when the application caught that send's error and went
       // on. PostgreSQL does the same after a failed statement, Kafka after a failed
       // transactional send, a local transaction here (ABORT_ONLY).
-      return this.#abort(
-        branches.map((enlistment) => ({ enlistment, status: 'not-asked' as const })),
-        this.#firstFailedSend,
-        this.#sendsFailedReason(),
-      );
+      return this.#abortForFailedSends(branches.map((enlistment) => ({ enlistment, status: 'not-asked' as const })));
     }
     const ends = await Promise.allSettled(branches.map((e) => e.branch.end(true)));
     const endFailure = ends.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -388,13 +385,7 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     }
     if (withWork.length === 1) {
       // A one-phase commit is the decision: every send must have its answer first.
-      if (await this.#aSendFailed()) {
-        return this.#abort(
-          [{ enlistment: only, status: 'not-asked' }],
-          this.#firstFailedSend,
-          this.#sendsFailedReason(),
-        );
-      }
+      if (await this.#aSendFailed()) return this.#abortForFailedSends([{ enlistment: only, status: 'not-asked' }]);
       return this.#commitOnePhase(only.branch);
     }
     // Decision-row mode: a branch that can decide is committed last, and its commit is the
@@ -452,7 +443,7 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     const prepared = await this.#prepareAll(withWork);
     const failed = prepared.find((p) => p.status !== 'ok' && p.status !== 'read-only');
     if (failed !== undefined) return this.#abort(prepared, failed.error, `${failed.enlistment.resource.resourceId} did not prepare`);
-    if (await this.#aSendFailed()) return this.#abort(prepared, this.#firstFailedSend, this.#sendsFailedReason());
+    if (await this.#aSendFailed()) return this.#abortForFailedSends(prepared);
     const yes = prepared.filter((p) => p.status === 'ok');
     if (yes.length === 0) {
       ctx.counters.readOnlyCommits += 1;
@@ -518,7 +509,7 @@ export class GlobalTransactionImpl implements GlobalTransaction {
     const lastVote: Prepared = { enlistment: last, status: 'not-asked' };
     const failed = prepared.find((p) => p.status !== 'ok' && p.status !== 'read-only');
     if (failed !== undefined) return this.#abort([...prepared, lastVote], failed.error, `${failed.enlistment.resource.resourceId} did not prepare`);
-    if (await this.#aSendFailed()) return this.#abort([...prepared, lastVote], this.#firstFailedSend, this.#sendsFailedReason());
+    if (await this.#aSendFailed()) return this.#abortForFailedSends([...prepared, lastVote]);
     const yes = prepared.filter((p) => p.status === 'ok');
     // Every other branch voted read-only: only the last resource has something to commit.
     if (yes.length === 0) return this.#commitOnePhase(last.branch);

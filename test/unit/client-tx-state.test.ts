@@ -623,30 +623,31 @@ describe('client tx: XA resource', () => {
     assert.deepEqual(host.wire(), ['BEGIN', 'put'], 'no END for a branch the broker already rolled back');
   });
 
-  it('end does not wait for the answers of sends in flight: END and PREPARE are queued behind the put', async () => {
+  /** A started branch with one send whose put's answer waits for `release`. */
+  async function startedWithHeldPut() {
     const host = new FakeHost();
     const resource = xa(host);
     await resource.start(XID);
     let release!: (answer: ResponseFrame | Error) => void;
     host.script = (frame) => (frame.type === 'put' ? new Promise<ResponseFrame | Error>((resolve) => (release = resolve)) : undefined);
     const send = resource.send(XID, msg('a'));
+    return { host, resource, send, release: (answer: ResponseFrame | Error) => release(answer) };
+  }
+
+  it('end does not wait for the answers of sends in flight: END and PREPARE are queued behind the put', async () => {
+    const { host, resource, send, release } = await startedWithHeldPut();
     const end = resource.end(XID);
     const vote = resource.prepare(XID);
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(host.wire(), ['BEGIN', 'put', 'END', 'PREPARE'], 'in this order, before the put was answered');
-    release(ok("100 0 -1"));
+    release(ok('100 0 -1'));
     await send;
     await end;
     assert.equal(await vote, XaCode.XA_OK);
   });
 
   it('a send queued before END that gets no answer: the prepare behind it rolls the prepared branch back (XA_RBCOMMFAIL)', async () => {
-    const host = new FakeHost();
-    const resource = xa(host);
-    await resource.start(XID);
-    let release!: (answer: ResponseFrame | Error) => void;
-    host.script = (frame) => (frame.type === 'put' ? new Promise<ResponseFrame | Error>((resolve) => (release = resolve)) : undefined);
-    const send = resource.send(XID, msg('a'));
+    const { host, resource, send, release } = await startedWithHeldPut();
     void resource.end(XID);
     const vote = resource.prepare(XID);
     await new Promise((resolve) => setImmediate(resolve));
@@ -658,12 +659,7 @@ describe('client tx: XA resource', () => {
   });
 
   it('a one-phase commit waits for the answers of sends in flight, and rolls back when one got none', async () => {
-    const host = new FakeHost();
-    const resource = xa(host);
-    await resource.start(XID);
-    let release!: (answer: ResponseFrame | Error) => void;
-    host.script = (frame) => (frame.type === 'put' ? new Promise<ResponseFrame | Error>((resolve) => (release = resolve)) : undefined);
-    const send = resource.send(XID, msg('a'));
+    const { host, resource, send, release } = await startedWithHeldPut();
     void resource.end(XID);
     const commit = resource.commit(XID, true);
     await new Promise((resolve) => setImmediate(resolve));

@@ -293,7 +293,7 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
       // connection and the broker handles a connection's frames in order, so it covers exactly
       // the puts before it; and a put the broker refused makes it roll the commit back. One round
       // trip per transaction instead of two when the application does not await each send.
-      await this.#sendsDispatched();
+      await this.#dispatches.settled();
       if (this.#machine.state === LocalTransactionState.ROLLED_BACK) {
         throw new TransactionRolledBackError(this.transactionKey, `commit of ${this.transactionKey}: the broker rolled the transaction back while sends were in flight`);
       }
@@ -317,10 +317,10 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
     try {
       await this.#command(brokerUrl, 'COMMIT_ONE_PHASE');
     } catch (error) {
-      await this.#sendsSettled();
+      await this.#sends.settled();
       throw this.#commitFailed(error, retry);
     }
-    await this.#sendsSettled();
+    await this.#sends.settled();
     this.#machine.apply('committed');
   }
 
@@ -366,7 +366,7 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
     const from = this.#machine.state;
     const to = this.#machine.apply('rollback');
     if (to === LocalTransactionState.ROLLED_BACK) return; // nothing was sent
-    await this.#sendsSettled();
+    await this.#sends.settled();
     if (this.#machine.state === LocalTransactionState.ROLLED_BACK) return; // the broker had already rolled it back
     if (!this.#beginSent) {
       this.#machine.apply('rolledBack');
@@ -416,14 +416,6 @@ class LocalTransaction implements ProducerTransaction, ProducerBound {
   async producerClosing(): Promise<void> {
     if (!isOpen(this.#machine.state)) return;
     await this.rollback().catch((error: unknown) => log.warn({ err: error, transactionKey: this.transactionKey }, 'rollback at producer close failed'));
-  }
-
-  #sendsSettled(): Promise<void> {
-    return this.#sends.settled();
-  }
-
-  #sendsDispatched(): Promise<void> {
-    return this.#dispatches.settled();
   }
 
   #command(brokerUrl: string, type: 'BEGIN' | 'COMMIT_ONE_PHASE' | 'ROLLBACK'): Promise<void> {

@@ -177,10 +177,6 @@ class Branch {
     });
   }
 
-  sendsSettled(): Promise<void> {
-    return this.sends.settled();
-  }
-
   get final(): boolean {
     const state = this.machine.state;
     return state === XaBranchState.COMMITTED || state === XaBranchState.ROLLED_BACK;
@@ -332,11 +328,7 @@ class XaResourceImpl implements XAResource {
     checkXid(xid);
     const key = xaKeyOf(xid, this.uniqueQualifier);
     const text = formatTransactionKey(key);
-    let branch = this.#live(text);
-    if (branch?.endQueued !== undefined) {
-      await branch.endQueued;
-      branch = this.#live(text);
-    }
+    const branch = await this.#liveBehindEnd(text);
     if (branch !== undefined) {
       if (branch.machine.state === XaBranchState.ROLLBACK_ONLY) throw await this.#rollBackRollbackOnly(branch, 'prepare');
       if (!branch.machine.can('prepared')) throw xaRefusalFor(branch, 'prepare');
@@ -346,12 +338,12 @@ class XaResourceImpl implements XAResource {
     try {
       vote = await this.#host.request(this.#brokerFor(text), this.#frame(key, 'PREPARE'), this.#requestTimeoutMs, interpretPrepareVote);
     } catch (error) {
-      if (sendsInFlight) await branch?.sendsSettled();
+      if (sendsInFlight) await branch?.sends.settled();
       throw this.#failed(error, `prepare of ${text}`, text);
     }
     if (sendsInFlight && branch !== undefined) {
       // Their answers came before this one (same connection, in order); their promises settle now.
-      await branch.sendsSettled();
+      await branch.sends.settled();
       if (branch.machine.state === XaBranchState.ROLLBACK_ONLY) throw await this.#undoPrepare(branch, vote);
     }
     if (vote === XaCode.XA_OK) branch?.machine.apply('prepared');
@@ -363,16 +355,12 @@ class XaResourceImpl implements XAResource {
     checkXid(xid);
     const key = xaKeyOf(xid, this.uniqueQualifier);
     const text = formatTransactionKey(key);
-    let branch = this.#live(text);
-    if (branch?.endQueued !== undefined) {
-      await branch.endQueued;
-      branch = this.#live(text);
-    }
+    let branch = await this.#liveBehindEnd(text);
     // A one-phase commit cannot be undone: unlike prepare, it waits for the sends' answers first,
     // so that a send without an answer makes it roll back instead of committing a message its
     // sender was told had failed.
     if (onePhase && branch !== undefined && branch.sends.size > 0) {
-      await branch.sendsSettled();
+      await branch.sends.settled();
       branch = this.#live(text);
     }
     if (branch !== undefined) {
@@ -394,7 +382,7 @@ class XaResourceImpl implements XAResource {
     const key = xaKeyOf(xid, this.uniqueQualifier);
     const text = formatTransactionKey(key);
     const branch = this.#live(text);
-    if (branch !== undefined) await branch.sendsSettled();
+    if (branch !== undefined) await branch.sends.settled();
     try {
       await this.#command(text, key, 'ROLLBACK');
     } catch (error) {
@@ -562,6 +550,13 @@ class XaResourceImpl implements XAResource {
   // -----------------------------------------------------------------------------------------
   // Helpers
 
+  /** {@link #live}, once an END waiting for puts to be queued is queued (so a call made now goes out behind it). */
+  async #liveBehindEnd(text: string): Promise<Branch | undefined> {
+    const endQueued = this.#live(text)?.endQueued;
+    if (endQueued !== undefined) await endQueued;
+    return this.#live(text);
+  }
+
   /** The client-side branch, unless unknown here or finished. */
   #live(text: string): Branch | undefined {
     const branch = this.#branches.get(text);
@@ -649,7 +644,7 @@ class XaResourceImpl implements XAResource {
    * effort: unprepared, it also times out there) and return the XA_RB* error to throw.
    */
   async #rollBackRollbackOnly(branch: Branch, what: string): Promise<XaError> {
-    await branch.sendsSettled();
+    await branch.sends.settled();
     const code = branch.rollbackCode;
     let note = 'rolled back';
     try {
