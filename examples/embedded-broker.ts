@@ -4,7 +4,8 @@
  *
  *   npx tsx examples/embedded-broker.ts
  *
- * (Producers and consumers over the network come with the protocol stage: see docs/.)
+ * Over the network, producers and consumers talk to a broker instead: examples/producer.ts and
+ * examples/consumer.ts (docs/client.md).
  */
 import fs from 'node:fs';
 import os from 'node:os';

@@ -16,21 +16,16 @@
  * example is left prepared anywhere and the verdict still holds.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { createMessageSessionFactory } from '../../src/index.js';
 import { createBrokerResource, createPostgresResource, createTransactionManager, XA_CRASH_POINT_ENV, XA_CRASH_POINTS, type XaCrashPoint } from '../../src/xa/index.js';
-import { exitWithin } from '../helpers/child-exit.js';
+import { exampleExit, runExample as startExample, type ExampleExit, type ExampleRun } from '../helpers/example-process.js';
 import { readAll } from '../helpers/tx-wire.js';
 import { assertNothingInDoubt } from '../helpers/xa-agreement.js';
 import { startXaRig, stopXaRig, type XaRig } from '../helpers/xa-rig.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const EXAMPLE = join(REPO_ROOT, 'examples', 'xa-postgres.ts');
 /** The example's node name and broker qualifier (it uses its node name as the qualifier). */
 const NODE_NAME = 'xa-postgres-example';
 const TOPIC = 'orders';
@@ -39,17 +34,8 @@ const RECOVERY_LINE = /^recovery at start: (\d+) decided transaction\(s\) comple
 /** Crash points after which the transaction was decided: the next run's start-up recovery commits it. */
 const DECIDED_POINTS: ReadonlySet<XaCrashPoint> = new Set(['xa.after-committing', 'xa.after-first-commit', 'xa.after-postgres-commit', 'xa.before-end']);
 
-/** One run of the example: its output lines, committed order ids and exit. */
-interface ExampleRun {
-  readonly lines: string[];
-  readonly committed: Set<string>;
-  readonly stderr: () => string;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Resolves with the first line matching `pattern` (rejects if the run exits first). */
-  readonly waitForLine: (pattern: RegExp) => Promise<RegExpMatchArray>;
-  readonly kill: (signal: NodeJS.Signals) => void;
-  readonly describe: () => string;
-}
+/** One run of the example, with the order ids it reported committed. */
+type XaExampleRun = ExampleRun & { readonly committed: Set<string> };
 
 describe('examples/xa-postgres.ts killed anywhere and run again (real broker, PostgreSQL and example processes)', () => {
   let rig: XaRig;
@@ -67,56 +53,28 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
     if (typeof rig === 'object') await stopXaRig(rig); // unset when before() failed
   });
 
-  function runExample(orders: number, extraEnv: NodeJS.ProcessEnv = {}): ExampleRun {
-    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: rig.pgServer.connectionString, METAQ_URL: rig.brokerUrl, METAQ_XA_LOG_DIR: join(rig.root.path, 'xa-log'), ...extraEnv };
-    if (extraEnv[XA_CRASH_POINT_ENV] === undefined) delete env[XA_CRASH_POINT_ENV];
-    const child = spawn(process.execPath, ['--import', 'tsx', EXAMPLE, String(orders), TOPIC], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines: string[] = [];
+  function runExample(orders: number, extraEnv: NodeJS.ProcessEnv = {}): XaExampleRun {
     const committed = new Set<string>();
-    const waiters = new Set<{ pattern: RegExp; resolve: (m: RegExpMatchArray) => void }>();
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      lines.push(line);
-      const done = COMMITTED_LINE.exec(line);
-      if (done?.[1] !== undefined) {
-        committed.add(done[1]);
-        reportedCommitted.add(done[1]);
-      }
-      for (const waiter of waiters) {
-        const match = waiter.pattern.exec(line);
-        if (match !== null) {
-          waiters.delete(waiter);
-          waiter.resolve(match);
-        }
-      }
-    });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    const describeRun = (): string => `--- stdout (last 20 lines)\n${lines.slice(-20).join('\n')}\n--- stderr (last 3000 chars)\n${stderr.slice(-3000)}`;
-    const run: ExampleRun = {
-      lines,
-      committed,
-      stderr: () => stderr,
-      exited,
-      waitForLine: (pattern) =>
-        new Promise<RegExpMatchArray>((resolve, reject) => {
-          const seen = lines.map((line) => pattern.exec(line)).find((m) => m !== null);
-          if (seen !== undefined && seen !== null) return resolve(seen);
-          waiters.add({ pattern, resolve });
-          void exited.then((exit) => reject(new Error(`the example exited (${JSON.stringify(exit)}) before printing ${pattern}\n${describeRun()}`)));
-        }),
-      kill: (signal) => {
-        if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      },
-      describe: describeRun,
+    const env: NodeJS.ProcessEnv = {
+      DATABASE_URL: rig.pgServer.connectionString,
+      METAQ_URL: rig.brokerUrl,
+      METAQ_XA_LOG_DIR: join(rig.root.path, 'xa-log'),
+      [XA_CRASH_POINT_ENV]: undefined, // never inherited: only the runs that ask for one crash
+      ...extraEnv,
     };
+    const run = startExample('xa-postgres.ts', [String(orders), TOPIC], env, (line) => {
+      const done = COMMITTED_LINE.exec(line);
+      if (done?.[1] === undefined) return;
+      committed.add(done[1]);
+      reportedCommitted.add(done[1]);
+    });
     running.add(run);
-    void exited.then(() => running.delete(run));
-    return run;
+    void run.exited.then(() => running.delete(run));
+    return Object.assign(run, { committed });
   }
 
-  function waitForExit(run: ExampleRun, ms = 90_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    return exitWithin(run, ms, 'the example');
+  function waitForExit(run: ExampleRun, ms = 90_000): Promise<ExampleExit> {
+    return exampleExit(run, ms);
   }
 
   /** The verdict: rows and messages agree one to one, and every order reported committed is in both. */
