@@ -285,7 +285,9 @@ describe('FetchRunner', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const started = Date.now();
     await r.stop();
-    assert.ok(Date.now() - started < 500, 'stopped promptly');
+    // The retry delay it cuts short is 10 s; well under that proves it was cut (with room for a loaded machine).
+    const stoppedMs = Date.now() - started;
+    assert.ok(stoppedMs < 5000, `stopped after ${stoppedMs} ms`);
     assert.equal(r.position().offset, 0);
     assert.equal(r.position().version, 0);
   });

@@ -415,10 +415,12 @@ describe('consumer group member (fake ZooKeeper)', () => {
     assert.ok(handOffMs >= slowMs, `hand-off after ${handOffMs} ms, before the release finished`);
     // b kept trying during the whole release (MetaQ stopped after 7 tries, 5 s apart): with
     // delays capped at 40 ms that is dozens of attempts, the last one shortly before the release.
+    // The bounds leave room for a loaded machine's timer lag (a stop after 7 tries would end
+    // about 250 ms after joining, below both).
     const busy = h.log.filter((e) => e.member === 'b' && e.kind === 'claim-busy' && e.partitions.includes('1-5'));
-    assert.ok(busy.length > 20, `b tried only ${busy.length} times while a was releasing`);
+    assert.ok(busy.length > 7, `b tried only ${busy.length} times while a was releasing`);
     const lastTry = busy.at(-1)?.at ?? 0;
-    assert.ok(lastTry >= joinedAt + slowMs - 250, `b's last attempt was ${lastTry - joinedAt} ms after joining, long before the release at ${slowMs} ms`);
+    assert.ok(lastTry >= joinedAt + slowMs - 800, `b's last attempt was ${lastTry - joinedAt} ms after joining, long before the release at ${slowMs} ms`);
     assert.deepEqual([...(b.fetching.get(TOPIC) ?? [])].sort(), rangeAssignment(ALL, ['grp_a', 'grp_b'], 'grp_b'));
     h.checkProtocol();
   });
@@ -470,7 +472,8 @@ describe('consumer group member (fake ZooKeeper)', () => {
     h.sessionEnded(d);
     await h.ensemble.expireSession(d.zk.inner);
     await h.converge('range', 'take-over after the session of a dead member expired');
-    assert.ok(Date.now() - started < 2000);
+    const tookMs = Date.now() - started;
+    assert.ok(tookMs < 8000, `the take-over after the expiry took ${tookMs} ms`);
     h.checkProtocol();
   });
 

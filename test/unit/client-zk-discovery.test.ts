@@ -205,7 +205,9 @@ describe('ZooKeeper discovery', () => {
         assert.match(error.message, /nothing is registered under \/metaq\/brokers/);
         return true;
       });
-      assert.ok(Date.now() - started >= 90, 'it waited for a broker first');
+      // Not >= 100: a timer is started from the event loop's cached time, so measured with
+      // Date.now() it can seem to fire early by however long the loop was descheduled.
+      assert.ok(Date.now() - started >= 50, 'it waited for a broker first');
     } finally {
       await discovery.close();
     }
@@ -352,7 +354,7 @@ describe('producer in cluster mode (fake ZooKeeper, fake brokers)', () => {
     await waitFor(async () => (await discovery.registry.publishPartitions('t')).length === 0, { timeoutMs: 2000, what: 'no broker left' });
     const started = Date.now();
     await assert.rejects(producer.send({ topic: 't', data: 'none' }), /no broker has registered topic t/);
-    assert.ok(Date.now() - started >= 450, 'the send waited for a broker first');
+    assert.ok(Date.now() - started >= 400, 'the send waited for a broker first');
     // A broker that comes back within the wait (publishWaitMs; the factory passes its requestTimeoutMs) is used.
     const pending = producer.send({ topic: 't', data: 'late' });
     const back = brokers[1];

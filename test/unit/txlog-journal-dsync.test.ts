@@ -15,6 +15,7 @@ import { defaultJournalIo, journalIoWith, type JournalIo } from '../../src/trans
 import { TxJournal } from '../../src/transaction/log/tx-journal.js';
 import { FRAME_HEADER_SIZE } from '../../src/transaction/log/tx-record-frame.js';
 import { collect, type JournalFixture, journalFixturePerTest, payload } from '../helpers/txlog-fixtures.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const fx = journalFixturePerTest();
 
@@ -99,10 +100,12 @@ describe('txlog journal: forced batches written with O_DSYNC', () => {
 
   it("'none' and 'deferred' appends never use the durable write; the deferred fdatasync comes from the timer", async () => {
     const rec = recordingRealIo();
-    const journal = await fx.open({ preallocateBytes: CHUNK, deferredSyncIntervalMs: 20, io: rec.io });
+    // Why 300 ms: the five appends must all be written before the timer armed by the second one
+    // fires, also on a loaded machine; then the test waits for that fdatasync, however slow the disk.
+    const journal = await fx.open({ preallocateBytes: CHUNK, deferredSyncIntervalMs: 300, io: rec.io });
     for (let i = 0; i < 5; i++) await journal.append(1, payload(i), i % 2 === 0 ? 'none' : 'deferred');
     assert.deepEqual(rec.take(), ['writev', 'writev', 'writev', 'writev', 'writev', 'writev'], 'the zeros, then one plain write per append');
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    await waitFor(() => journal.durablePosition.offset === journal.endPosition.offset, { timeoutMs: 10_000, intervalMs: 10, what: 'the deferred fdatasync' });
     assert.deepEqual(rec.take(), ['fdatasync']);
     assert.deepEqual(journal.durablePosition, journal.endPosition);
   });
