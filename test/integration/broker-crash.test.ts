@@ -15,6 +15,7 @@ import { testBrokerIni } from '../helpers/broker-config.js';
 import { spawnBroker, type BrokerProcess } from '../helpers/broker-process.js';
 import { RawClient, resultText } from '../helpers/raw-client.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const PARTITIONS = 2;
 const IN_FLIGHT = 64;
@@ -124,6 +125,9 @@ describe('broker crash safety (SIGKILL during pipelined group-commit puts)', () 
       const client = await RawClient.connect(port);
       const acks = new Map<number, Ack>();
       const run = pump(client, nextSeq, acks);
+      // The random moment starts at the first acknowledgement: a just-started broker's first
+      // fsyncs can take longer than the delay on a loaded machine.
+      await waitFor(() => acks.size > 0, { timeoutMs: 30_000, intervalMs: 5, what: `round ${round}: a first acknowledgement` });
       await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
       broker.child.kill('SIGKILL');
       await broker.exited;
@@ -147,6 +151,7 @@ describe('broker crash safety (SIGKILL during pipelined group-commit puts)', () 
     const client = await RawClient.connect(port);
     const acks = new Map<number, Ack>();
     const run = pump(client, 10_000_000, acks);
+    await waitFor(() => acks.size > 0, { timeoutMs: 30_000, intervalMs: 5, what: 'a first acknowledgement' });
     await new Promise((r) => setTimeout(r, 300));
     broker.child.kill('SIGTERM');
     assert.equal(await broker.exited, 0);

@@ -268,7 +268,9 @@ describe('client ↔ broker: local transactions', () => {
     await producer.publish(topic);
     const tx = producer.beginTransaction({ timeoutSeconds: 1 });
     await tx.send({ topic, data: 't-0' });
-    await sleep(1800);
+    // The broker's timeout wheel ticks every 500 ms, so the rollback comes 1–1.5 s after BEGIN,
+    // plus the broker's own lag on a loaded machine.
+    await sleep(3000);
     await assert.rejects(tx.commit(), (error: unknown) => error instanceof TransactionRolledBackError && /timed out/.test(error.message));
     assert.equal(tx.state, 'ROLLED_BACK');
     assert.deepEqual(await readLog(broker.port, topic), []);

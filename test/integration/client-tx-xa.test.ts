@@ -151,7 +151,7 @@ describe('client ↔ broker: XA resource', () => {
     await xa.start(xid);
     await xa.send(xid, { topic, data: 'late' });
     await xa.end(xid);
-    await sleep(1800);
+    await sleep(3000); // the timeout wheel's 500 ms ticks and a loaded broker's lag (see client-tx-local)
     await assert.rejects(xa.prepare(xid), (error: unknown) => isXa(XaCode.XA_RBTIMEOUT)(error) && !(error as XaError).retriable);
     await xa.rollback(xid); // what a manager does next: OK
     assert.deepEqual(await readLog(broker.port, topic), []);

@@ -450,8 +450,11 @@ describe('decision-row resource against a real PostgreSQL', () => {
     const xid = newXid();
     const branch = await branchWith(xid, 211);
     const pid = await backendPid(branch);
-    await adminQuery('SELECT pg_terminate_backend($1)', [pid]);
-    await sleep(200); // let the FATAL message arrive: an 'error' event on the checked-out client
+    // The 5 s argument makes the call wait until the backend has exited, so its FATAL message
+    // is on the socket; then the client gets a moment to read it (an 'error' event on the
+    // checked-out client).
+    await adminQuery('SELECT pg_terminate_backend($1, 5000)', [pid]);
+    await sleep(200);
     await branch.end(true);
     await assert.rejects(branch.commitAsDecision(), isXa(XaCode.XA_RBCOMMFAIL, /connection to PostgreSQL was lost during the work phase/));
     assert.equal(await rowOf(xid), undefined);

@@ -292,8 +292,11 @@ describe('XA PostgreSQL resource against a real PostgreSQL', () => {
     const branch = await resource.begin(xid);
     await branch.query('INSERT INTO items (v) VALUES (111)');
     const pid = (await branch.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
-    await adminQuery('SELECT pg_terminate_backend($1)', [pid]);
-    await sleep(200); // let the FATAL message arrive: an 'error' event on a checked-out client
+    // The 5 s argument makes the call wait until the backend has exited, so its FATAL message
+    // is on the socket; then the client gets a moment to read it (an 'error' event on the
+    // checked-out client).
+    await adminQuery('SELECT pg_terminate_backend($1, 5000)', [pid]);
+    await sleep(200);
     await branch.end(true);
     await assert.rejects(branch.prepare(), isXa(XaCode.XA_RBCOMMFAIL, /connection to PostgreSQL was lost/));
     assert.equal(await resource.rollbackPrepared(xid), 'rolled-back');
