@@ -89,9 +89,24 @@ describe('cluster mode end to end: ZooKeeper, broker processes, consumer process
       const state = await cluster.groupState(group, topic).catch((e: unknown) => `(group state unreadable: ${String(e)})`);
       const owners = typeof state === 'string' ? state : `members ${state.members.join(' ')}; owners ${[...state.owners].map(([p, o]) => `${p}=${o}`).join(' ')}`;
       const tails = members.map((m) => m.diagnostics(25)).join('\n');
-      throw new Error(`${error instanceof Error ? error.message : String(error)}\n${owners}\n${tails}`, { cause: error });
+      throw new Error(`${error instanceof Error ? error.message : String(error)}\n${owners}\n${tails}\n${zookeeperLogExcerpt()}`, { cause: error });
     }
     return Date.now() - since;
+  }
+
+  /**
+   * ZooKeeper's side of a convergence that never came: the sessions it expired (a member's
+   * session that never expires cannot be taken over) and the tail of its log.
+   */
+  function zookeeperLogExcerpt(): string {
+    let lines: string[];
+    try {
+      lines = fs.readFileSync(cluster.zk.logFile, 'utf8').split('\n');
+    } catch (error) {
+      return `(ZooKeeper's log ${cluster.zk.logFile} unreadable: ${String(error)})`;
+    }
+    const expiries = lines.filter((line) => /expir/i.test(line)).slice(-10);
+    return `--- ZooKeeper: session expiries (last 10) ---\n${expiries.join('\n')}\n--- ZooKeeper: log tail ---\n${lines.slice(-15).join('\n')}`;
   }
 
   /** Waits until `check` holds (a znode appeared); returns when it was first seen. */
