@@ -99,6 +99,25 @@ export function runExample(file: string, args: readonly string[], env: NodeJS.Pr
   };
 }
 
+/** The runs a test file started, so that its `after` can kill those still running. */
+export class ExampleRuns {
+  readonly #running = new Set<ExampleRun>();
+
+  /** {@link runExample}, remembered until the run exits. */
+  start(file: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, onLine?: (line: string) => void): ExampleRun {
+    const run = runExample(file, args, env, onLine);
+    this.#running.add(run);
+    void run.exited.then(() => this.#running.delete(run));
+    return run;
+  }
+
+  /** SIGKILLs every run still going and waits for their exits. */
+  async killAll(): Promise<void> {
+    for (const run of this.#running) run.kill('SIGKILL');
+    await Promise.all([...this.#running].map((run) => run.exited));
+  }
+}
+
 /** Waits (at most `timeoutMs`) for `run` to exit and returns its exit; SIGKILLs it and rejects on timeout. */
 export function exampleExit(run: ExampleRun, timeoutMs = 60_000): Promise<ExampleExit> {
   return exitWithin(run, timeoutMs, `example ${run.describe().split('\n')[0] ?? ''}`);

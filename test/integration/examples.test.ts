@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { createMessageSessionFactory } from '../../src/index.js';
 import { spawnBroker, type BrokerProcess } from '../helpers/broker-process.js';
-import { exampleExit, REPO_ROOT, runExample, type ExampleRun } from '../helpers/example-process.js';
+import { exampleExit, ExampleRuns, REPO_ROOT, type ExampleRun } from '../helpers/example-process.js';
 import { freePort } from '../helpers/free-port.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
@@ -36,12 +36,14 @@ function shippedIniWith(replacements: Readonly<Record<string, string>>): string 
 
 describe('the shipped examples, run as their headers say (broker from conf/server.ini, PostgreSQL)', { timeout: 240_000 }, () => {
   let dir: { path: string; remove: () => Promise<void> } | undefined;
+  /** Where the consume-transform-produce example keeps its coordinator log (not the other examples'). */
+  let transformLogDir: string;
   let broker: BrokerProcess | undefined;
   let postgres: PostgresServer | undefined;
   let pool: pg.Pool | undefined;
   let env: NodeJS.ProcessEnv;
   let serverUrl: string;
-  const running = new Set<ExampleRun>();
+  const runs = new ExampleRuns();
 
   before(async () => {
     const root = await makeTempDir('metaq-examples-');
@@ -61,11 +63,11 @@ describe('the shipped examples, run as their headers say (broker from conf/serve
     // keep their coordinator logs where METAQ_XA_LOG_DIR says.
     env = { METAQ_URL: serverUrl, DATABASE_URL: postgres.connectionString, HOME: join(root.path, 'home'), METAQ_XA_LOG_DIR: join(root.path, 'xa-log') };
     fs.mkdirSync(join(root.path, 'home'));
+    transformLogDir = join(root.path, 'xa-transform-log');
   });
 
   after(async () => {
-    for (const run of running) run.kill('SIGKILL');
-    await Promise.all([...running].map((run) => run.exited));
+    await runs.killAll();
     await pool?.end();
     if (broker !== undefined) {
       broker.child.kill('SIGTERM');
@@ -77,10 +79,7 @@ describe('the shipped examples, run as their headers say (broker from conf/serve
 
   /** Starts `file` with `args` (the suite's environment plus `extraEnv`) and remembers it for the cleanup. */
   function start(file: string, args: readonly string[] = [], extraEnv: NodeJS.ProcessEnv = {}): ExampleRun {
-    const run = runExample(file, args, { ...env, ...extraEnv });
-    running.add(run);
-    void run.exited.then(() => running.delete(run));
-    return run;
+    return runs.start(file, args, { ...env, ...extraEnv });
   }
 
   /** Runs `file` to its end; asserts exit code 0 and returns its stdout lines. */
@@ -219,7 +218,7 @@ describe('the shipped examples, run as their headers say (broker from conf/serve
       orderIds,
     );
 
-    const transform = start('xa-consume-transform-produce.ts', [orders, invoices, 'examples-transform'], { METAQ_XA_LOG_DIR: join(dir?.path ?? '.', 'xa-transform-log') });
+    const transform = start('xa-consume-transform-produce.ts', [orders, invoices, 'examples-transform'], { METAQ_XA_LOG_DIR: transformLogDir });
     await transform.waitForLines(/: invoice \d+$/, 3);
     await stop(transform);
     const invoiceRows = await pool!.query<{ order_body: string }>('SELECT order_body FROM example_invoices');

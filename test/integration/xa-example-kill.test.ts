@@ -21,7 +21,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createMessageSessionFactory } from '../../src/index.js';
 import { createBrokerResource, createPostgresResource, createTransactionManager, XA_CRASH_POINT_ENV, XA_CRASH_POINTS, type XaCrashPoint } from '../../src/xa/index.js';
-import { exampleExit, runExample as startExample, type ExampleExit, type ExampleRun } from '../helpers/example-process.js';
+import { exampleExit, ExampleRuns, type ExampleRun } from '../helpers/example-process.js';
 import { readAll } from '../helpers/tx-wire.js';
 import { assertNothingInDoubt } from '../helpers/xa-agreement.js';
 import { startXaRig, stopXaRig, type XaRig } from '../helpers/xa-rig.js';
@@ -34,12 +34,15 @@ const RECOVERY_LINE = /^recovery at start: (\d+) decided transaction\(s\) comple
 /** Crash points after which the transaction was decided: the next run's start-up recovery commits it. */
 const DECIDED_POINTS: ReadonlySet<XaCrashPoint> = new Set(['xa.after-committing', 'xa.after-first-commit', 'xa.after-postgres-commit', 'xa.before-end']);
 
+/** How long a run of the example may take (one of them commits up to 50 orders). */
+const EXIT_WAIT_MS = 90_000;
+
 /** One run of the example, with the order ids it reported committed. */
 type XaExampleRun = ExampleRun & { readonly committed: Set<string> };
 
 describe('examples/xa-postgres.ts killed anywhere and run again (real broker, PostgreSQL and example processes)', () => {
   let rig: XaRig;
-  const running = new Set<ExampleRun>();
+  const runs = new ExampleRuns();
   /** Every order id any run reported committed. */
   const reportedCommitted = new Set<string>();
 
@@ -48,8 +51,7 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
   });
 
   after(async () => {
-    for (const run of running) run.kill('SIGKILL');
-    await Promise.all([...running].map((run) => run.exited));
+    await runs.killAll();
     if (typeof rig === 'object') await stopXaRig(rig); // unset when before() failed
   });
 
@@ -62,19 +64,13 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
       [XA_CRASH_POINT_ENV]: undefined, // never inherited: only the runs that ask for one crash
       ...extraEnv,
     };
-    const run = startExample('xa-postgres.ts', [String(orders), TOPIC], env, (line) => {
+    const run = runs.start('xa-postgres.ts', [String(orders), TOPIC], env, (line) => {
       const done = COMMITTED_LINE.exec(line);
       if (done?.[1] === undefined) return;
       committed.add(done[1]);
       reportedCommitted.add(done[1]);
     });
-    running.add(run);
-    void run.exited.then(() => running.delete(run));
     return Object.assign(run, { committed });
-  }
-
-  function waitForExit(run: ExampleRun, ms = 90_000): Promise<ExampleExit> {
-    return exampleExit(run, ms);
   }
 
   /** The verdict: rows and messages agree one to one, and every order reported committed is in both. */
@@ -99,7 +95,7 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
   /** Runs the example for one order to completion; returns what its start-up recovery reported. */
   async function restartOnce(context: string): Promise<{ recoveredCommits: number }> {
     const run = runExample(1);
-    const exit = await waitForExit(run);
+    const exit = await exampleExit(run, EXIT_WAIT_MS);
     assert.equal(exit.code, 0, `${context}: the restarted example must finish its order and exit 0\n${run.describe()}`);
     assert.equal(run.committed.size, 1, `${context}: the restarted example commits its order\n${run.describe()}`);
     const recovery = run.lines.map((line) => RECOVERY_LINE.exec(line)).find((m) => m !== null);
@@ -109,7 +105,7 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
 
   it('a first run commits its orders; rows and messages agree', async () => {
     const run = runExample(3);
-    const exit = await waitForExit(run);
+    const exit = await exampleExit(run, EXIT_WAIT_MS);
     assert.equal(exit.code, 0, run.describe());
     assert.equal(run.committed.size, 3, run.describe());
     assert.equal((await assertExampleAgrees('after a clean run')).rows, 3);
@@ -119,7 +115,7 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
     it(`killed at ${point} after ${index % 3} committed order(s), then run again: ${DECIDED_POINTS.has(point) ? 'the decided order is completed' : 'the undecided order never shows'}`, async () => {
       const skip = index % 3;
       const run = runExample(50, { [XA_CRASH_POINT_ENV]: point, METAQ_XA_CRASH_SKIP: String(skip) });
-      const exit = await waitForExit(run);
+      const exit = await exampleExit(run, EXIT_WAIT_MS);
       assert.equal(exit.signal, 'SIGKILL', `the example must die at ${point}\n${run.describe()}`);
       assert.match(run.stderr(), new RegExp(`XA crash point ${point.replaceAll('.', '\\.')} reached`), run.describe());
       assert.equal(run.committed.size, skip, `the run reported ${skip} order(s) before it died\n${run.describe()}`);
@@ -136,7 +132,7 @@ describe('examples/xa-postgres.ts killed anywhere and run again (real broker, Po
       await run.waitForLine(COMMITTED_LINE);
       await sleep(Math.floor(Math.random() * 400));
       run.kill('SIGKILL');
-      const exit = await waitForExit(run);
+      const exit = await exampleExit(run, EXIT_WAIT_MS);
       assert.equal(exit.signal, 'SIGKILL', run.describe());
       await restartOnce(`after random kill ${round + 1}`);
       await assertExampleAgrees(`after random kill ${round + 1} and a restart`);
